@@ -1,0 +1,41 @@
+import type { z } from "zod";
+import { MagikError, type MagikErrorCode } from "./errors.ts";
+
+/**
+ * Validates data from outside (files, network, users) against a schema, turning zod's issues into one
+ * MagikError that names the first offending field.
+ */
+export function parseWith<T extends z.ZodType>(
+  schema: T,
+  data: unknown,
+  what: string,
+  code: MagikErrorCode = "InvalidInput",
+): z.infer<T> {
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({
+    path: issue.path.map(String).join("."),
+    message: issue.message,
+  }));
+  const first = issues[0];
+  const where = first?.path ? ` at ${first.path}` : "";
+  throw new MagikError(code, `invalid ${what}${where}: ${first?.message ?? "does not match schema"}`, {
+    details: { issues },
+  });
+}
+
+/** JSON.parse that reports malformed text as a MagikError, then validates it. */
+export function parseJsonWith<T extends z.ZodType>(
+  schema: T,
+  text: string,
+  what: string,
+  code: MagikErrorCode = "InvalidInput",
+): z.infer<T> {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new MagikError(code, `${what} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  return parseWith(schema, data, what, code);
+}
