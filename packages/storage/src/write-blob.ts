@@ -1,0 +1,196 @@
+import { writeSync } from "node:fs";
+import { type FileHandle, link, mkdir, open, rename, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
+import { type DigestAlgorithm, MagikError, toMagikError } from "@magikrun/spec";
+import type { BlobLocation } from "./layout.ts";
+import type { ChunkReader } from "./source.ts";
+
+/** What a written blob must match; checked while the bytes arrive, so a bad source is cut off early. */
+export interface WriteRules {
+  algorithm: DigestAlgorithm;
+  /** Canonical digest the content must hash to, when the caller knows it. */
+  digest?: string;
+  /** Exact size the content must have, when the caller knows it. */
+  size?: number;
+  /** Bytes beyond this are refused with ImageTooLarge, as soon as they arrive. */
+  maxSize: number;
+  signal?: AbortSignal;
+  onProgress?: (bytesWritten: number) => void;
+}
+
+export interface WrittenBlob {
+  digest: string;
+  size: number;
+}
+
+// Blobs are immutable once committed; the writer's own fd stays writable regardless of this mode.
+const BLOB_MODE = 0o444;
+
+export function tooLarge(rules: WriteRules, value: number): MagikError {
+  return new MagikError("ImageTooLarge", `blob exceeds the size limit of ${rules.maxSize} bytes`, {
+    details: {
+      limit: "maxBlobSize",
+      max: rules.maxSize,
+      value,
+      ...(rules.digest && { digest: rules.digest }),
+    },
+    hint: "Raise maxBlobSize for this store, or maxSize for this put, if this blob is expected.",
+  });
+}
+
+export function sizeMismatch(rules: WriteRules, actualSize: number | string): MagikError {
+  return new MagikError("DigestMismatch", `blob size ${actualSize} differs from the expected ${rules.size}`, {
+    details: { expectedSize: rules.size, actualSize, ...(rules.digest && { digest: rules.digest }) },
+  });
+}
+
+export function cancelled(signal: AbortSignal): MagikError {
+  return new MagikError("Cancelled", "put was cancelled", { cause: signal.reason });
+}
+
+function writeFailed(err: unknown, path: string): MagikError {
+  const error = toMagikError(err, "StorageWriteFailed", "writing a blob failed");
+  if (error.code === "StorageWriteFailed") error.details.path = path;
+  return error;
+}
+
+/** Hashes and checks every chunk as it is written to `tempPath`; the file is fsynced when this resolves. */
+export async function streamToTempFile(
+  reader: ChunkReader,
+  tempPath: string,
+  rules: WriteRules,
+): Promise<WrittenBlob> {
+  const hasher = new Bun.CryptoHasher(rules.algorithm);
+  const { signal } = rules;
+  let rejectAbort: ((err: unknown) => void) | undefined;
+  const aborted =
+    signal &&
+    new Promise<never>((_, reject) => {
+      rejectAbort = () => reject(cancelled(signal));
+      signal.addEventListener("abort", rejectAbort, { once: true });
+    });
+  aborted?.catch(() => {});
+  let size = 0;
+  try {
+    return await withTempFile(tempPath, async (fd) => {
+      for (;;) {
+        const chunk = await (aborted ? Promise.race([reader.next(), aborted]) : reader.next());
+        if (chunk === undefined) break;
+        size += chunk.length;
+        if (size > rules.maxSize) throw tooLarge(rules, size);
+        if (rules.size !== undefined && size > rules.size)
+          throw sizeMismatch(rules, `more than ${rules.size}`);
+        hasher.update(chunk);
+        writeAll(fd, chunk, tempPath);
+        rules.onProgress?.(size);
+      }
+      if (signal?.aborted) throw cancelled(signal);
+      if (rules.size !== undefined && size !== rules.size) throw sizeMismatch(rules, size);
+      return checkDigest(rules, `${rules.algorithm}:${hasher.digest("hex")}`, size);
+    });
+  } catch (err) {
+    reader.cancel(err);
+    throw err;
+  } finally {
+    if (rejectAbort) signal?.removeEventListener("abort", rejectAbort);
+  }
+}
+
+/** Writes bytes already in memory (and already verified) to `tempPath`, fsynced. */
+export async function bytesToTempFile(bytes: Uint8Array, tempPath: string): Promise<void> {
+  await withTempFile(tempPath, (fd) => writeAll(fd, bytes, tempPath));
+}
+
+export function checkDigest(rules: WriteRules, actual: string, size: number): WrittenBlob {
+  if (rules.digest !== undefined && actual !== rules.digest) {
+    throw new MagikError("DigestMismatch", `content hashes to ${actual}, expected ${rules.digest}`, {
+      details: { expected: rules.digest, actual, size },
+    });
+  }
+  return { digest: actual, size };
+}
+
+/**
+ * Creates the temp file exclusively, runs `write`, and fsyncs it. On any failure the temp file is removed, so a
+ * refused or failed put leaves nothing behind.
+ */
+async function withTempFile<T>(tempPath: string, write: (fd: number) => T | Promise<T>): Promise<T> {
+  let handle: FileHandle | undefined;
+  try {
+    try {
+      handle = await open(tempPath, "wx", BLOB_MODE);
+    } catch (err) {
+      throw writeFailed(err, tempPath);
+    }
+    const result = await write(handle.fd);
+    try {
+      await handle.sync();
+      const closing = handle;
+      handle = undefined;
+      await closing.close();
+    } catch (err) {
+      throw writeFailed(err, tempPath);
+    }
+    return result;
+  } catch (err) {
+    await handle?.close().catch(() => {});
+    await unlink(tempPath).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Synchronous writes on purpose: a chunk lands in the page cache in well under a millisecond, while an async write
+ * per chunk costs a thread-pool round trip that measurably slows the pull hot path.
+ */
+function writeAll(fd: number, chunk: Uint8Array, path: string): void {
+  try {
+    let offset = 0;
+    while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
+  } catch (err) {
+    throw writeFailed(err, path);
+  }
+}
+
+// Filesystems without hard links; there rename (which replaces atomically) is the commit instead.
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"]);
+
+/**
+ * Makes a verified, fsynced temp file visible under its digest. `link` rather than `rename` so that an existing
+ * blob is never replaced: the loser of a race learns it lost (EEXIST) and just drops its copy. Returns whether the
+ * blob already existed.
+ */
+export async function commitBlob(tempPath: string, location: BlobLocation): Promise<boolean> {
+  try {
+    const created = await mkdir(location.dir, { recursive: true, mode: 0o755 });
+    // A new shard (or algorithm) directory is itself a directory entry that must survive a crash.
+    if (created !== undefined) {
+      await fsyncDir(dirname(location.dir));
+      await fsyncDir(dirname(dirname(location.dir)));
+    }
+    let existed = false;
+    try {
+      await link(tempPath, location.path);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? "";
+      if (code === "EEXIST") existed = true;
+      else if (NO_HARD_LINKS.has(code)) await rename(tempPath, location.path);
+      else throw err;
+    }
+    if (!existed) await fsyncDir(location.dir);
+    return existed;
+  } catch (err) {
+    throw writeFailed(err, location.path);
+  } finally {
+    await unlink(tempPath).catch(() => {});
+  }
+}
+
+export async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
