@@ -1,0 +1,108 @@
+/**
+ * The few libc calls node:fs cannot make synchronously: poll(2) for readiness and the socket calls. Loaded on
+ * first use through bun:ffi; when that fails (not Linux/glibc), `libc()` returns null and callers fall back to
+ * the errno a runtime without the feature reports.
+ */
+import { createRequire } from "node:module";
+
+export interface Libc {
+  poll(fds: Uint8Array, count: number, timeoutMs: number): number;
+  accept4(fd: number, flags: number): number;
+  recv(fd: number, buf: Uint8Array, len: number, flags: number): number;
+  send(fd: number, buf: Uint8Array, len: number, flags: number): number;
+  shutdown(fd: number, how: number): number;
+  fionread(fd: number): number;
+  getsockopt_type(fd: number): number;
+  errno(): number;
+}
+
+export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;
+export const MSG_PEEK = 0x2;
+export const MSG_WAITALL = 0x100;
+export const MSG_NOSIGNAL = 0x4000;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+
+const FIONREAD = 0x541b;
+const SOL_SOCKET = 1;
+const SO_TYPE = 3;
+
+/** Linux errno values the socket calls can report, by number, with their preview 1 counterparts. */
+export const LINUX_ERRNO_TO_WASI: Record<number, number> = {
+  1: 63, // EPERM
+  4: 27, // EINTR
+  9: 8, // EBADF
+  11: 6, // EAGAIN
+  14: 21, // EFAULT
+  22: 28, // EINVAL
+  24: 33, // EMFILE
+  32: 64, // EPIPE
+  88: 57, // ENOTSOCK
+  95: 58, // EOPNOTSUPP
+  103: 13, // ECONNABORTED
+  104: 15, // ECONNRESET
+  107: 53, // ENOTCONN
+  110: 73, // ETIMEDOUT
+  111: 14, // ECONNREFUSED
+};
+
+let loaded: Libc | null | undefined;
+
+export function libc(): Libc | null {
+  if (loaded !== undefined) return loaded;
+  try {
+    loaded = load();
+  } catch {
+    loaded = null;
+  }
+  return loaded;
+}
+
+function load(): Libc {
+  // A runtime require keeps bundlers and vitest's module graph away from the bun: scheme.
+  const ffi = createRequire(import.meta.url)("bun:ffi") as typeof import("bun:ffi");
+  const { dlopen, FFIType, ptr } = ffi;
+  const { i32, i64, u64, ptr: p } = FFIType;
+  const lib = dlopen("libc.so.6", {
+    poll: { args: [p, u64, i32], returns: i32 },
+    accept4: { args: [i32, p, p, i32], returns: i32 },
+    recv: { args: [i32, p, u64, i32], returns: i64 },
+    send: { args: [i32, p, u64, i32], returns: i64 },
+    shutdown: { args: [i32, i32], returns: i32 },
+    ioctl: { args: [i32, u64, p], returns: i32 },
+    getsockopt: { args: [i32, i32, i32, p, p], returns: i32 },
+    __errno_location: { args: [], returns: p },
+  });
+  const s = lib.symbols;
+  const scratch = new Int32Array(2);
+  // A one-byte buffer stands in for empty ones: bun:ffi cannot take a pointer to zero bytes.
+  const nonEmpty = (buf: Uint8Array) => (buf.length === 0 ? new Uint8Array(1) : buf);
+  return {
+    poll: (fds, count, timeoutMs) => s.poll(ptr(fds), count, timeoutMs),
+    accept4: (fd, flags) => s.accept4(fd, null, null, flags),
+    recv: (fd, buf, len, flags) => Number(s.recv(fd, ptr(nonEmpty(buf)), len, flags)),
+    send: (fd, buf, len, flags) => Number(s.send(fd, ptr(nonEmpty(buf)), len, flags)),
+    shutdown: (fd, how) => s.shutdown(fd, how),
+    fionread: (fd) => {
+      scratch[0] = 0;
+      return s.ioctl(fd, FIONREAD, ptr(scratch)) < 0 ? -1 : scratch[0]!;
+    },
+    getsockopt_type: (fd) => {
+      scratch[0] = 0;
+      scratch[1] = 4;
+      const lenView = scratch.subarray(1);
+      const rc = s.getsockopt(fd, SOL_SOCKET, SO_TYPE, ptr(scratch), ptr(lenView));
+      return rc < 0 ? -1 : scratch[0]!;
+    },
+    errno: () => {
+      const at = s.__errno_location();
+      if (at === null) return 0;
+      return ffi.read.i32(at, 0);
+    },
+  };
+}

@@ -1,0 +1,253 @@
+import { randomFillSync } from "node:crypto";
+import { constants, fstatSync, openSync, realpathSync } from "node:fs";
+import { MagikError } from "@magikrun/spec";
+import { clockNow, clockResolution, hostClock, type WasiClock } from "./clock.ts";
+import {
+  Errno,
+  Filetype,
+  RIGHTS_DIR,
+  RIGHTS_FILE,
+  RIGHTS_LISTENER,
+  RIGHTS_MUTATING,
+  Rights,
+} from "./constants.ts";
+import type { WasiContext, WasiFunctions } from "./context.ts";
+import { errnoOf, WasiExit } from "./errors.ts";
+import { fdCalls } from "./fd-calls.ts";
+import { fdIoCalls } from "./fd-io.ts";
+import { FdTable, filetypeOf, type StdioEntry } from "./fd-table.ts";
+import { encode, GuestView } from "./memory.ts";
+import type { WasiOptions } from "./options.ts";
+import { pathCalls } from "./path-calls.ts";
+import { pollCalls } from "./poll.ts";
+import { sockCalls } from "./sock-calls.ts";
+
+const STDIO_RIGHTS =
+  Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_SYNC | Rights.FD_FILESTAT_GET | Rights.POLL_FD_READWRITE;
+/** crypto.randomFill refuses more than 64 KiB at once on some engines; fill in chunks. */
+const RANDOM_CHUNK = 65_536;
+
+function stdioEntry(target: number | "ignore" | ((chunk: Uint8Array) => void), write: boolean): StdioEntry {
+  const rightsBase = STDIO_RIGHTS | (write ? Rights.FD_WRITE | Rights.FD_DATASYNC : Rights.FD_READ);
+  const base = { kind: "stdio", rightsBase, rightsInheriting: 0n, fdflags: 0 } as const;
+  if (typeof target === "number") {
+    let filetype: number = Filetype.UNKNOWN;
+    try {
+      filetype = filetypeOf(fstatSync(target));
+    } catch {
+      // An fd that cannot be stat'ed still works for read/write; its type is simply unknown.
+    }
+    return { ...base, hostFd: target, filetype };
+  }
+  if (target === "ignore") return { ...base, filetype: Filetype.CHARACTER_DEVICE };
+  return { ...base, sink: target, filetype: Filetype.CHARACTER_DEVICE };
+}
+
+/** Strings as preview 1 lays them out: pointers to NUL-terminated UTF-8, packed into one buffer. */
+function packStrings(list: string[]): { encoded: Uint8Array[]; size: number } {
+  const encoded = list.map((s) => encode(`${s}\0`));
+  return { encoded, size: encoded.reduce((n, e) => n + e.length, 0) };
+}
+
+/**
+ * WASI preview 1 for one instance. Runs inside the instance's Worker: every call is synchronous and operates on
+ * host file descriptors the fd table owns (closed by `close()`).
+ */
+export class Wasi {
+  readonly #fds: FdTable;
+  readonly #clock: WasiClock;
+  readonly #args: { encoded: Uint8Array[]; size: number };
+  readonly #env: { encoded: Uint8Array[]; size: number };
+  #memory: WebAssembly.Memory | undefined;
+  #imports: Bun.WebAssembly.Imports | undefined;
+
+  constructor(options: WasiOptions) {
+    this.#clock = options.clock ?? hostClock;
+    this.#args = packStrings(options.args);
+    this.#env = packStrings(options.env);
+    this.#fds = new FdTable(options.maxFds ?? 1024);
+    this.#fds.set(0, stdioEntry(options.stdin ?? "ignore", false));
+    this.#fds.set(1, stdioEntry(options.stdout ?? 1, true));
+    this.#fds.set(2, stdioEntry(options.stderr ?? 2, true));
+    try {
+      for (const preopen of options.preopens)
+        this.#preopen(preopen.guestPath, preopen.hostPath, !!preopen.readonly);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    for (const hostFd of options.sockets ?? []) {
+      this.#fds.add({
+        kind: "socket",
+        hostFd,
+        owned: false,
+        filetype: Filetype.SOCKET_STREAM,
+        rightsBase: RIGHTS_LISTENER,
+        rightsInheriting: 0n,
+        fdflags: 0,
+      });
+    }
+  }
+
+  #preopen(guestPath: string, hostPath: string, readonly: boolean): void {
+    let root: string;
+    let hostFd: number;
+    try {
+      root = realpathSync(hostPath);
+      hostFd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
+    } catch (err) {
+      throw new MagikError("InvalidBundle", `preopen ${guestPath}: cannot open ${hostPath} as a directory`, {
+        cause: err,
+        details: { guestPath, hostPath },
+      });
+    }
+    const mask = readonly ? ~RIGHTS_MUTATING : RIGHTS_DIR | RIGHTS_FILE;
+    this.#fds.add({
+      kind: "dir",
+      hostFd,
+      location: { root, rel: [] },
+      readonly,
+      guestPath,
+      filetype: Filetype.DIRECTORY,
+      rightsBase: RIGHTS_DIR & mask,
+      rightsInheriting: (RIGHTS_DIR | RIGHTS_FILE) & mask,
+      fdflags: 0,
+    });
+  }
+
+  /** The import object: { wasi_snapshot_preview1: {...} }. */
+  get imports(): Bun.WebAssembly.Imports {
+    this.#imports ??= { wasi_snapshot_preview1: this.#functions() };
+    return this.#imports;
+  }
+
+  /** Binds the instance's exported memory; call before _start. */
+  bind(instance: WebAssembly.Instance): void {
+    const memory = instance.exports.memory;
+    if (!(memory instanceof WebAssembly.Memory)) {
+      throw new MagikError("InvalidInput", "the module does not export its memory as `memory`");
+    }
+    this.#memory = memory;
+  }
+
+  /** Runs _start and returns the exit code: 0 when it returns, the proc_exit code when the guest exits. */
+  start(instance: WebAssembly.Instance): number {
+    this.bind(instance);
+    const entry = instance.exports._start;
+    if (typeof entry !== "function") throw new MagikError("InvalidInput", "the module has no _start export");
+    try {
+      entry();
+      return 0;
+    } catch (err) {
+      if (err instanceof WasiExit) return err.code;
+      throw err;
+    }
+  }
+
+  /** For reactors: runs _initialize when the module has one. */
+  initialize(instance: WebAssembly.Instance): void {
+    this.bind(instance);
+    const init = instance.exports._initialize;
+    if (init === undefined) return;
+    if (typeof init !== "function") throw new MagikError("InvalidInput", "_initialize is not a function");
+    init();
+  }
+
+  /** Closes every host fd this instance opened (caller-owned stdio and sockets stay open). */
+  close(): void {
+    this.#fds.closeAll();
+  }
+
+  #functions(): WasiFunctions {
+    const ctx: WasiContext = {
+      fds: this.#fds,
+      mem: () => {
+        if (this.#memory === undefined) throw new WasiExitMissingMemory();
+        return new GuestView(this.#memory);
+      },
+    };
+    const all: WasiFunctions = {
+      ...this.#processCalls(ctx),
+      ...fdCalls(ctx),
+      ...fdIoCalls(ctx),
+      ...pathCalls(ctx),
+      ...pollCalls(ctx, this.#clock),
+      ...sockCalls(ctx),
+    };
+    const wrapped: WasiFunctions = {};
+    for (const [name, fn] of Object.entries(all)) {
+      wrapped[name] = (...args) => {
+        try {
+          return fn(...args);
+        } catch (err) {
+          const errno = errnoOf(err);
+          if (errno === undefined) throw err;
+          return errno;
+        }
+      };
+    }
+    return wrapped;
+  }
+
+  #processCalls(ctx: WasiContext): WasiFunctions {
+    const clock = this.#clock;
+    const writeStrings = (list: Uint8Array[], ptrs: number, buf: number): number => {
+      const mem = ctx.mem();
+      let at = buf;
+      list.forEach((bytes, i) => {
+        mem.setU32(ptrs + i * 4, at);
+        mem.slice(at, bytes.length).set(bytes);
+        at += bytes.length;
+      });
+      return Errno.SUCCESS;
+    };
+    const writeSizes = (
+      packed: { encoded: Uint8Array[]; size: number },
+      countPtr: number,
+      sizePtr: number,
+    ) => {
+      const mem = ctx.mem();
+      mem.setU32(countPtr, packed.encoded.length);
+      mem.setU32(sizePtr, packed.size);
+      return Errno.SUCCESS;
+    };
+    return {
+      args_sizes_get: (countPtr: number, sizePtr: number) => writeSizes(this.#args, countPtr, sizePtr),
+      args_get: (ptrs: number, buf: number) => writeStrings(this.#args.encoded, ptrs, buf),
+      environ_sizes_get: (countPtr: number, sizePtr: number) => writeSizes(this.#env, countPtr, sizePtr),
+      environ_get: (ptrs: number, buf: number) => writeStrings(this.#env.encoded, ptrs, buf),
+      clock_res_get(id: number, ptr: number): number {
+        ctx.mem().setU64(ptr, clockResolution(id));
+        return Errno.SUCCESS;
+      },
+      clock_time_get(id: number, _precision: bigint, ptr: number): number {
+        ctx.mem().setU64(ptr, clockNow(clock, id));
+        return Errno.SUCCESS;
+      },
+      random_get(buf: number, len: number): number {
+        const target = ctx.mem().slice(buf, len);
+        // Filled through a private buffer: guest memory may be shared, which crypto refuses to write into.
+        const chunk = new Uint8Array(Math.min(len, RANDOM_CHUNK));
+        for (let at = 0; at < len; at += RANDOM_CHUNK) {
+          const n = Math.min(RANDOM_CHUNK, len - at);
+          randomFillSync(chunk, 0, n);
+          target.set(chunk.subarray(0, n), at);
+        }
+        return Errno.SUCCESS;
+      },
+      proc_exit(code: number): number {
+        throw new WasiExit(code >>> 0);
+      },
+      // Signals have no meaning for a wasm instance; preview 1 runtimes report the call as unsupported.
+      proc_raise: () => Errno.NOTSUP,
+      sched_yield: () => Errno.SUCCESS,
+    };
+  }
+}
+
+/** A call arrived before `bind`: a host bug, surfaced as a trap rather than an errno. */
+class WasiExitMissingMemory extends Error {
+  constructor() {
+    super("WASI call before Wasi.bind(instance): no memory bound");
+  }
+}
