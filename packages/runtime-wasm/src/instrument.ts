@@ -3,6 +3,7 @@ import { ByteReader, ByteWriter, malformed } from "./binary/bytes.ts";
 import { type Instr, InstrKind, readConstExprEnd, readInstruction } from "./binary/instructions.ts";
 import { capMemoryLimits, type MemoryType } from "./binary/memory-limits.ts";
 import { encodeModule, insertSection, parseSections, type Section, SectionId } from "./binary/sections.ts";
+import { FUEL_EXPORT } from "./protocol.ts";
 
 /** The host function metered code calls when its fuel slice runs out: (current fuel) -> new fuel. */
 export const FUEL_IMPORT = { module: "magikrun", name: "refuel" } as const;
@@ -112,8 +113,10 @@ export function instrumentModule(original: Uint8Array, options: InstrumentOption
   if (options.meter) {
     const has = (id: number) => sections.some((s) => s.id === id);
     if (!has(SectionId.Type)) insertSection(sections, section(SectionId.Type, vector([REFUEL_TYPE])));
-    if (!has(SectionId.Import)) insertSection(sections, section(SectionId.Import, vector([refuelImport(0)])));
+    if (!has(SectionId.Import))
+      insertSection(sections, section(SectionId.Import, vector([refuelImport(typeCount)])));
     if (!has(SectionId.Global)) insertSection(sections, section(SectionId.Global, vector([fuelGlobal()])));
+    if (!has(SectionId.Export)) insertSection(sections, section(SectionId.Export, vector([fuelExport(rw)])));
   }
   // Function indices moved: a stale name section would name the wrong functions in traps.
   const kept = options.meter
@@ -149,6 +152,10 @@ function refuelImport(typeIndex: number): Uint8Array {
 function fuelGlobal(): Uint8Array {
   // Starts at zero: the first check point goes negative and asks the host for the first slice.
   return new Uint8Array([0x7e, 0x01, 0x42, 0x00, 0x0b]);
+}
+
+function fuelExport(rw: Rewrite): Uint8Array {
+  return new ByteWriter().name(FUEL_EXPORT).u8(0x03).u32(rw.fuelGlobal).toBytes();
 }
 
 function remap(rw: Rewrite, funcIndex: number): number {
@@ -262,16 +269,21 @@ function rewriteGlobals(s: Section, rw: Rewrite): Uint8Array {
 function rewriteExports(s: Section, rw: Rewrite): Uint8Array {
   const r = new ByteReader(s.payload);
   const count = r.u32();
-  const w = new ByteWriter().u32(count);
+  const w = new ByteWriter().u32(count + 1);
   for (let i = 0; i < count; i++) {
     const start = r.offset;
-    r.name();
+    const name = r.name();
+    if (name === FUEL_EXPORT) {
+      throw new MagikError("InvalidBundle", `the module exports the reserved name "${name}"`, {
+        details: { export: name },
+      });
+    }
     const kind = r.u8();
     w.bytes(s.payload.subarray(start, r.offset));
     const index = r.u32();
     w.u32(kind === 0x00 ? remap(rw, index) : index);
   }
-  return w.toBytes();
+  return w.bytes(fuelExport(rw)).toBytes();
 }
 
 function rewriteElements(s: Section, rw: Rewrite): Uint8Array {

@@ -1,0 +1,179 @@
+import { type ExitStatus, MagikError, type WasiPreopen } from "@magikrun/spec";
+import { EXIT_CODE } from "./exit-codes.ts";
+import type { ImportedMemory } from "./instrument.ts";
+import { Control, type InitMessage, Interrupt, type WorkerExit, type WorkerMessage } from "./protocol.ts";
+
+const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
+const DEFAULT_WASI_URL = new URL("./wasi/index.ts", import.meta.url).href;
+
+/** Fuel handed to the module per host call: large enough to keep the call rare, small enough for a fast kill. */
+export const DEFAULT_FUEL_SLICE = 1_000_000;
+/**
+ * How long an interrupted instance may take to reach a check point before its Worker is terminated. Only a guest
+ * blocked inside a host call (a blocking read, a long sleep) can be that late: metered code checks every slice.
+ */
+export const INTERRUPT_GRACE_MS = 2_000;
+
+export interface InstanceSpec {
+  module: WebAssembly.Module;
+  importedMemories: ImportedMemory[];
+  args: string[];
+  env: string[];
+  preopens: WasiPreopen[];
+  stdin: number | "ignore";
+  stdout: number;
+  stderr: number;
+  /** Total fuel, or null to run a module that was not metered (then only the Worker can be terminated). */
+  fuel: number | null;
+  fuelSlice?: number;
+  timeoutMs?: number;
+  /** URL of the module exporting `Wasi`; defaults to this package's WASI preview 1. */
+  wasiUrl?: string;
+}
+
+export interface WasmExit extends ExitStatus {
+  fuelConsumed?: number;
+}
+
+type Phase = "booting" | "ready" | "running" | "exited";
+
+/**
+ * One instance in its own Worker. The Worker starts booting as soon as this object exists, so callers can
+ * compile the module meanwhile; `init` instantiates, `start` runs `_start`, `exit` settles once, with the end.
+ */
+export class WasmInstance {
+  readonly exit: Promise<WasmExit>;
+  #phase: Phase = "booting";
+  readonly #worker: Worker;
+  readonly #control = new Int32Array(new SharedArrayBuffer(Control.Length * 4));
+  #settle!: (exit: WasmExit) => void;
+  #onReady: ((error?: MagikError) => void) | undefined;
+  #timers: ReturnType<typeof setTimeout>[] = [];
+
+  constructor() {
+    this.exit = new Promise((resolve) => {
+      this.#settle = resolve;
+    });
+    this.#worker = new Worker(WORKER_URL);
+    this.#worker.onmessage = (event: MessageEvent<WorkerMessage>) => this.#receive(event.data);
+    this.#worker.onerror = (event) => this.#fail(`worker failed: ${event.message}`);
+  }
+
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  init(spec: InstanceSpec): Promise<void> {
+    const message: InitMessage = {
+      type: "init",
+      module: spec.module,
+      importedMemories: spec.importedMemories,
+      args: spec.args,
+      env: spec.env,
+      preopens: spec.preopens,
+      stdin: spec.stdin,
+      stdout: spec.stdout,
+      stderr: spec.stderr,
+      fuel: spec.fuel,
+      fuelSlice: spec.fuelSlice ?? DEFAULT_FUEL_SLICE,
+      control: this.#control.buffer as SharedArrayBuffer,
+      wasiUrl: spec.wasiUrl ?? DEFAULT_WASI_URL,
+    };
+    this.#timeoutMs = spec.timeoutMs;
+    return new Promise((resolve, reject) => {
+      this.#onReady = (error) => (error ? reject(error) : resolve());
+      this.#worker.postMessage(message);
+    });
+  }
+
+  #timeoutMs: number | undefined;
+
+  start(): void {
+    if (this.#phase !== "ready") {
+      throw new MagikError("StartFailed", `instance is ${this.#phase}, not ready`, {
+        details: { phase: this.#phase },
+      });
+    }
+    this.#phase = "running";
+    this.#worker.postMessage({ type: "start" });
+    if (this.#timeoutMs !== undefined) {
+      this.#timers.push(setTimeout(() => this.#interrupt(Interrupt.Timeout, 0), this.#timeoutMs));
+    }
+  }
+
+  /** Stops the instance. Before start the Worker is idle and is simply ended; while running, see #interrupt. */
+  kill(signal: { name: string; number: number }): void {
+    if (this.#phase === "exited") return;
+    if (this.#phase !== "running") {
+      this.#finish({
+        code: 128 + signal.number,
+        reason: "signaled",
+        signal: signal.name,
+        message: "killed before start",
+      });
+      return;
+    }
+    this.#interrupt(Interrupt.Signal, signal.number);
+  }
+
+  /** Ends the Worker without waiting for an exit; for deleting an instance that never ran or already ended. */
+  dispose(): void {
+    if (this.#phase !== "exited")
+      this.#finish({ code: EXIT_CODE.trap, reason: "killed", message: "disposed" });
+  }
+
+  /**
+   * Raises the interrupt the metered code reads at its next refuel. If the guest does not get there in time (it
+   * is blocked in a host call), the Worker is terminated as a last resort and the end reported as "killed".
+   */
+  #interrupt(kind: number, signal: number): void {
+    if (this.#phase !== "running" || Atomics.load(this.#control, Control.Interrupt) !== Interrupt.None)
+      return;
+    Atomics.store(this.#control, Control.Signal, signal);
+    Atomics.store(this.#control, Control.Interrupt, kind);
+    this.#timers.push(
+      setTimeout(() => {
+        this.#finish({
+          code: kind === Interrupt.Timeout ? EXIT_CODE.timeout : 128 + signal,
+          reason: "killed",
+          message: "the guest did not reach an interrupt point in time; its worker was terminated",
+        });
+      }, INTERRUPT_GRACE_MS),
+    );
+  }
+
+  #receive(message: WorkerMessage): void {
+    if (message.type === "ready") {
+      this.#phase = "ready";
+      this.#onReady?.();
+    } else if (message.type === "error") {
+      const error = new MagikError(message.code, message.message, { details: message.details });
+      this.#onReady?.(error);
+      this.#finish({ code: EXIT_CODE.trap, reason: "trap", message: message.message });
+    } else {
+      this.#finish(toExitStatus(message.exit));
+    }
+  }
+
+  #fail(message: string): void {
+    this.#onReady?.(new MagikError("CreateFailed", message));
+    this.#finish({ code: EXIT_CODE.trap, reason: "trap", message });
+  }
+
+  #finish(exit: WasmExit): void {
+    if (this.#phase === "exited") return;
+    this.#phase = "exited";
+    this.#onReady = undefined;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#worker.terminate();
+    this.#settle(exit);
+  }
+}
+
+function toExitStatus(exit: WorkerExit): WasmExit {
+  const status: WasmExit = { code: exit.code, reason: exit.reason };
+  if (exit.signal !== undefined) status.signal = exit.signal;
+  if (exit.message !== undefined) status.message = exit.message;
+  if (exit.fuelConsumed !== undefined) status.fuelConsumed = exit.fuelConsumed;
+  return status;
+}

@@ -1,0 +1,173 @@
+/**
+ * Runs one WebAssembly instance on its own thread: its own store, memory and WASI state, nothing shared with
+ * other instances except the control buffer its host uses to interrupt it. Loaded by engine.ts as a Worker.
+ */
+
+import { EXIT_CODE, signalName } from "./exit-codes.ts";
+import {
+  Control,
+  FUEL_EXPORT,
+  type HostMessage,
+  type InitMessage,
+  Interrupt,
+  type WorkerExit,
+  type WorkerMessage,
+} from "./protocol.ts";
+
+interface WasiLike {
+  imports: Record<string, Record<string, unknown>>;
+  start(instance: WebAssembly.Instance): number;
+}
+type WasiConstructor = new (options: {
+  args: string[];
+  env: string[];
+  preopens: InitMessage["preopens"];
+  stdin: number | "ignore";
+  stdout: number;
+  stderr: number;
+}) => WasiLike;
+
+// Bun's documented way to type a Worker's global scope.
+declare const self: Worker;
+
+class FuelExhausted extends Error {}
+
+class Interrupted extends Error {
+  constructor(
+    readonly interrupt: number,
+    readonly signal: number,
+  ) {
+    super("interrupted");
+  }
+}
+
+/**
+ * The host side of metering. The module's code spends a slice of fuel with no host involvement and calls
+ * `refuel` when it runs out: the one place where the budget, a kill or a timeout can stop it.
+ */
+class FuelMeter {
+  /** Fuel handed out so far, including what is left in the module's counter. */
+  #granted = 0;
+  #counter: WebAssembly.Global | undefined;
+
+  constructor(
+    readonly total: number,
+    readonly slice: number,
+    readonly control: Int32Array,
+  ) {}
+
+  attach(counter: WebAssembly.Global | undefined): void {
+    this.#counter = counter;
+  }
+
+  refuel(current: bigint): bigint {
+    const interrupt = Atomics.load(this.control, Control.Interrupt);
+    if (interrupt !== Interrupt.None) {
+      throw new Interrupted(interrupt, Atomics.load(this.control, Control.Signal));
+    }
+    const consumed = this.#granted - Number(current);
+    const remaining = this.total - consumed;
+    if (remaining < 0) {
+      this.#granted = consumed;
+      throw new FuelExhausted("fuel exhausted");
+    }
+    const slice = Math.min(this.slice, remaining);
+    this.#granted = consumed + slice;
+    return BigInt(slice);
+  }
+
+  consumed(): number {
+    const left = this.#counter ? Number(this.#counter.value as bigint) : 0;
+    return this.#granted - Math.max(left, 0);
+  }
+}
+
+let prepared: { instance: WebAssembly.Instance; wasi: WasiLike; meter: FuelMeter | undefined } | undefined;
+
+function post(message: WorkerMessage): void {
+  self.postMessage(message);
+}
+
+async function init(msg: InitMessage): Promise<void> {
+  const { Wasi } = (await import(msg.wasiUrl)) as { Wasi: WasiConstructor };
+  const wasi = new Wasi({
+    args: msg.args,
+    env: msg.env,
+    preopens: msg.preopens,
+    stdin: msg.stdin,
+    stdout: msg.stdout,
+    stderr: msg.stderr,
+  });
+  const imports: Record<string, Record<string, unknown>> = { ...wasi.imports };
+  for (const m of msg.importedMemories) {
+    // A derived object keeps the WASI namespace intact, including members it resolves lazily.
+    const namespace: Record<string, unknown> = Object.create(imports[m.module] ?? null);
+    imports[m.module] = namespace;
+    namespace[m.name] = new WebAssembly.Memory({
+      initial: m.type.minPages,
+      maximum: m.type.maxPages,
+      shared: m.type.shared,
+    });
+  }
+  const meter =
+    msg.fuel === null ? undefined : new FuelMeter(msg.fuel, msg.fuelSlice, new Int32Array(msg.control));
+  if (meter) imports.magikrun = { refuel: (current: bigint) => meter.refuel(current) };
+  const instance = new WebAssembly.Instance(
+    msg.module,
+    imports as ConstructorParameters<typeof WebAssembly.Instance>[1],
+  );
+  meter?.attach(instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined);
+  prepared = { instance, wasi, meter };
+}
+
+function run(): WorkerExit {
+  if (!prepared) return { code: EXIT_CODE.trap, reason: "trap", message: "instance was not initialised" };
+  const { instance, wasi, meter } = prepared;
+  const withFuel = (exit: WorkerExit): WorkerExit =>
+    meter ? { ...exit, fuelConsumed: meter.consumed() } : exit;
+  try {
+    return withFuel({ code: wasi.start(instance), reason: "exited" });
+  } catch (err) {
+    return withFuel(describeAbort(err));
+  }
+}
+
+function describeAbort(err: unknown): WorkerExit {
+  if (err instanceof FuelExhausted) {
+    return { code: EXIT_CODE.fuelExhausted, reason: "fuel-exhausted", message: "fuel exhausted" };
+  }
+  if (err instanceof Interrupted) {
+    if (err.interrupt === Interrupt.Timeout) {
+      return { code: EXIT_CODE.timeout, reason: "timeout", message: "wall-clock timeout" };
+    }
+    const signal = signalName(err.signal);
+    return { code: 128 + err.signal, reason: "signaled", signal, message: `killed by ${signal}` };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  // JSC reports call-stack exhaustion as a RangeError rather than a RuntimeError; both are guest traps.
+  return { code: EXIT_CODE.trap, reason: "trap", message: `wasm trap: ${message}` };
+}
+
+function errorMessage(err: unknown): WorkerMessage {
+  const e = err as { code?: unknown; message?: unknown; details?: unknown; name?: unknown };
+  const isLink = err instanceof WebAssembly.LinkError;
+  return {
+    type: "error",
+    code: isLink ? "CreateFailed" : typeof e?.code === "string" ? (e.code as "CreateFailed") : "CreateFailed",
+    message: `cannot instantiate the module: ${String(e?.message ?? err)}`,
+    details:
+      typeof e?.details === "object" && e.details !== null ? (e.details as Record<string, unknown>) : {},
+  };
+}
+
+self.onmessage = (event: MessageEvent<HostMessage>) => {
+  const msg = event.data;
+  if (msg.type === "init") {
+    init(msg).then(
+      () => post({ type: "ready" }),
+      (err) => post(errorMessage(err)),
+    );
+  } else if (msg.type === "start") {
+    post({ type: "exit", exit: run() });
+  }
+};
