@@ -68,6 +68,8 @@ export function startFaultRegistry(options: FaultRegistryOptions): FaultRegistry
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 30,
+    // Bodies that break on purpose are the point of this server: nothing to log.
+    error: () => new Response("fault registry error", { status: 500 }),
     async fetch(req) {
       const url = new URL(req.url);
       const key = `${req.method} ${url.pathname}`;
