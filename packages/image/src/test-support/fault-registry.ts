@@ -17,7 +17,7 @@ export interface FaultContext {
   blob?: Uint8Array;
 }
 
-export type FaultHandler = (ctx: FaultContext) => Response | Promise<Response> | undefined;
+export type FaultHandler = (ctx: FaultContext) => Response | undefined | Promise<Response | undefined>;
 
 export interface FaultRegistry {
   host: string;
