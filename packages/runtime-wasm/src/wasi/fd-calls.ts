@@ -1,18 +1,10 @@
-import {
-  fdatasyncSync,
-  fstatSync,
-  fsyncSync,
-  ftruncateSync,
-  futimesSync,
-  lstatSync,
-  readdirSync,
-} from "node:fs";
+import { fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, readdirSync } from "node:fs";
 import { Errno, Filetype, PREOPENTYPE_DIR, Rights, SIZE_DIRENT, SIZE_FDSTAT } from "./constants.ts";
 import type { WasiContext, WasiFunctions } from "./context.ts";
 import { type DirEntry, type DirListingEntry, type FdEntry, filetypeOf } from "./fd-table.ts";
 import { encode } from "./memory.ts";
 import { hostPathOf } from "./sandbox.ts";
-import { fstatBig, timesToSet, writeFilestat } from "./stat.ts";
+import { fstatBig, setTimes, writeFilestat } from "./stat.ts";
 
 const MAX_ADVICE = 5;
 
@@ -135,8 +127,7 @@ export function fdCalls(ctx: WasiContext): WasiFunctions {
     fd_filestat_set_times(fd: number, atim: bigint, mtim: bigint, fstflags: number): number {
       const entry = ctx.fds.get(fd, Rights.FD_FILESTAT_SET_TIMES);
       if (entry.kind !== "file" && entry.kind !== "dir") return Errno.BADF;
-      const [a, m] = timesToSet(() => fstatBig(entry.hostFd), atim, mtim, fstflags);
-      futimesSync(entry.hostFd, a, m);
+      setTimes({ fd: entry.hostFd }, atim, mtim, fstflags);
       return Errno.SUCCESS;
     },
 

@@ -13,6 +13,9 @@ export interface Libc {
   shutdown(fd: number, how: number): number;
   fionread(fd: number): number;
   getsockopt_type(fd: number): number;
+  /** futimens/utimensat (nofollow) with a timespec[2] in `times`; ns-exact where node:fs rounds to doubles. */
+  futimens(fd: number, times: BigInt64Array): number;
+  lutimensat(path: string, times: BigInt64Array): number;
   errno(): number;
 }
 
@@ -29,6 +32,10 @@ export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 
 const FIONREAD = 0x541b;
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+export const UTIME_NOW = (1n << 30n) - 1n;
+export const UTIME_OMIT = (1n << 30n) - 2n;
 const SOL_SOCKET = 1;
 const SO_TYPE = 3;
 
@@ -39,7 +46,12 @@ export const LINUX_ERRNO_TO_WASI: Record<number, number> = {
   9: 8, // EBADF
   11: 6, // EAGAIN
   14: 21, // EFAULT
+  2: 44, // ENOENT
+  13: 2, // EACCES
+  20: 54, // ENOTDIR
   22: 28, // EINVAL
+  30: 69, // EROFS
+  40: 32, // ELOOP
   24: 33, // EMFILE
   32: 64, // EPIPE
   88: 57, // ENOTSOCK
@@ -76,6 +88,8 @@ function load(): Libc {
     shutdown: { args: [i32, i32], returns: i32 },
     ioctl: { args: [i32, u64, p], returns: i32 },
     getsockopt: { args: [i32, i32, i32, p, p], returns: i32 },
+    futimens: { args: [i32, p], returns: i32 },
+    utimensat: { args: [i32, p, p, i32], returns: i32 },
     __errno_location: { args: [], returns: p },
   });
   const s = lib.symbols;
@@ -99,6 +113,9 @@ function load(): Libc {
       const rc = s.getsockopt(fd, SOL_SOCKET, SO_TYPE, ptr(scratch), ptr(lenView));
       return rc < 0 ? -1 : scratch[0]!;
     },
+    futimens: (fd, times) => s.futimens(fd, ptr(times)),
+    lutimensat: (path, times) =>
+      s.utimensat(AT_FDCWD, ptr(Buffer.from(`${path}\0`)), ptr(times), AT_SYMLINK_NOFOLLOW),
     errno: () => {
       const at = s.__errno_location();
       if (at === null) return 0;

@@ -3,7 +3,6 @@ import {
   fstatSync,
   linkSync,
   lstatSync,
-  lutimesSync,
   mkdirSync,
   openSync,
   readlinkSync,
@@ -26,7 +25,7 @@ import type { WasiContext, WasiFunctions } from "./context.ts";
 import { fail } from "./errors.ts";
 import { type DirEntry, filetypeOf } from "./fd-table.ts";
 import { type ResolvedPath, resolvePath } from "./sandbox.ts";
-import { timesToSet, writeFilestat } from "./stat.ts";
+import { setTimes, writeFilestat } from "./stat.ts";
 
 const READ_RIGHTS = Rights.FD_READ | Rights.FD_READDIR;
 const WRITE_RIGHTS = Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE;
@@ -168,9 +167,8 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
       const dir = ctx.fds.getDir(fd, Rights.PATH_FILESTAT_SET_TIMES);
       const follow = (flags & Lookupflags.SYMLINK_FOLLOW) !== 0;
       const target = resolveIn(ctx, dir, pathPtr, pathLen, follow);
-      const [a, m] = timesToSet(() => lstatSync(target.host, { bigint: true }), atim, mtim, fstflags);
-      // The walk already followed the link when asked to, so lutimes acts on the right inode either way.
-      lutimesSync(target.host, a, m);
+      // The walk already followed the link when asked to, so a nofollow update acts on the right inode.
+      setTimes({ path: target.host }, atim, mtim, fstflags);
       return Errno.SUCCESS;
     },
 

@@ -1,4 +1,4 @@
-import { clockNow, type WasiClock } from "./clock.ts";
+import { clockNow, clockResolution, type WasiClock } from "./clock.ts";
 import {
   Errno,
   Eventrwflags,
@@ -113,10 +113,14 @@ export function pollCalls(ctx: WasiContext, clock: WasiClock): WasiFunctions {
           const timeout = mem.u64(sub + 24);
           const absolute = (mem.u16(sub + 40) & Subclockflags.SUBSCRIPTION_CLOCK_ABSTIME) !== 0;
           try {
+            // Relative timeouts never read the clock, so an unknown id would otherwise go unnoticed.
+            clockResolution(id);
             const remaining = absolute ? timeout - clockNow(clock, id) : timeout;
             clocks.push({ userdata, remaining });
           } catch (err) {
-            ready.push({ ...none, error: errnoOf(err) ?? Errno.INVAL });
+            const errno = errnoOf(err);
+            if (errno === undefined) throw err;
+            ready.push({ ...none, error: errno });
           }
         } else if (type === Eventtype.FD_READ || type === Eventtype.FD_WRITE) {
           const fd = mem.u32(sub + 16);

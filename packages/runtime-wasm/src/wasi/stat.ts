@@ -1,7 +1,8 @@
-import { type BigIntStats, fstatSync } from "node:fs";
+import { type BigIntStats, fstatSync, futimesSync, lstatSync, lutimesSync } from "node:fs";
 import { Errno, Fstflags, SIZE_FILESTAT } from "./constants.ts";
 import { fail } from "./errors.ts";
 import { filetypeOf } from "./fd-table.ts";
+import { LINUX_ERRNO_TO_WASI, libc, UTIME_NOW, UTIME_OMIT } from "./libc.ts";
 import type { GuestView } from "./memory.ts";
 
 export function writeFilestat(mem: GuestView, ptr: number, stat: BigIntStats, filetype?: number): void {
@@ -42,4 +43,35 @@ export function timesToSet(
   const a = setA ? seconds(atim) : nowA ? now : seconds(keep!.atimeNs);
   const m = setM ? seconds(mtim) : nowM ? now : seconds(keep!.mtimeNs);
   return [a, m];
+}
+
+/** Where times are set: an open host fd, or a host path whose last component is not followed. */
+export type TimesTarget = { fd: number } | { path: string };
+
+/**
+ * Sets access/modification times for an fstflags request. libc's futimens/utimensat keep nanoseconds and let
+ * the kernel apply "now" and "omit"; node:fs (the fallback) passes seconds as doubles and loses sub-µs digits.
+ */
+export function setTimes(target: TimesTarget, atim: bigint, mtim: bigint, fstflags: number): void {
+  const c = libc();
+  if (c === null) {
+    const current = () => ("fd" in target ? fstatBig(target.fd) : lstatSync(target.path, { bigint: true }));
+    const [a, m] = timesToSet(current, atim, mtim, fstflags);
+    if ("fd" in target) futimesSync(target.fd, a, m);
+    else lutimesSync(target.path, a, m);
+    return;
+  }
+  if ((fstflags & ~0xf) !== 0) fail(Errno.INVAL);
+  const spec = (set: boolean, now: boolean, ns: bigint): [bigint, bigint] => {
+    if (set && now) fail(Errno.INVAL);
+    if (now) return [0n, UTIME_NOW];
+    if (!set) return [0n, UTIME_OMIT];
+    return [ns / 1_000_000_000n, ns % 1_000_000_000n];
+  };
+  const times = new BigInt64Array([
+    ...spec((fstflags & Fstflags.ATIM) !== 0, (fstflags & Fstflags.ATIM_NOW) !== 0, atim),
+    ...spec((fstflags & Fstflags.MTIM) !== 0, (fstflags & Fstflags.MTIM_NOW) !== 0, mtim),
+  ]);
+  const rc = "fd" in target ? c.futimens(target.fd, times) : c.lutimensat(target.path, times);
+  if (rc < 0) fail(LINUX_ERRNO_TO_WASI[c.errno()] ?? Errno.IO);
 }
