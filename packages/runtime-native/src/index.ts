@@ -1,1 +1,6 @@
-export {};
+export type { NativeCreateOptions } from "./container/create.ts";
+export { defaultSpec } from "./default-spec.ts";
+export { exitStatusOf, loadBundle, NativeRuntime, type NativeRuntimeOptions } from "./native-runtime.ts";
+export { parseSignal, signalName } from "./signals.ts";
+export { DEFAULT_STATE_ROOT, StateStore } from "./state-store.ts";
+export { linuxSyscall, type Syscall } from "./syscall.ts";

@@ -1,0 +1,291 @@
+import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { posix } from "node:path";
+import {
+  type ContainerState,
+  type CreateOptions,
+  type Device,
+  type DeviceCgroupRule,
+  enforceLimit,
+  MagikError,
+  type NamespaceType,
+  type Resources,
+  type RuntimeConfig,
+  type StdioTarget,
+  validateContainerId,
+} from "@magikrun/spec";
+import { type CgroupHandle, createCgroup } from "../cgroups/index.ts";
+import { runHooks } from "../hooks.ts";
+import { capabilityMaskFn, compileSeccompProgram } from "../integrations.ts";
+import { type LaunchPlan, planLaunch } from "../launch-plan.ts";
+import { readProcStat } from "../proc.ts";
+import type { StoredContainer } from "../state-store.ts";
+import { errnoName, O } from "../syscall.ts";
+import type { RuntimeContext } from "./context.ts";
+import { launch } from "./launch.ts";
+
+export interface NativeCreateOptions extends CreateOptions {
+  /** runc's --no-pivot: MS_MOVE + chroot instead of pivot_root (for rootfs on ramfs). */
+  noPivot?: boolean;
+}
+
+export interface Created {
+  stored: StoredContainer;
+  state: ContainerState;
+  notifyFd: number;
+}
+
+const LAST_CAP_FILE = "/proc/sys/kernel/cap_last_cap";
+let lastCap: number | undefined;
+
+export function readLastCap(): number {
+  lastCap ??= Number(readFileSync(LAST_CAP_FILE, "utf8").trim());
+  return lastCap;
+}
+
+export function resolveRootfs(bundlePath: string, config: RuntimeConfig): string {
+  if (!config.root?.path) {
+    throw new MagikError("InvalidBundle", "config.json has no root.path", {
+      details: { bundle: bundlePath },
+    });
+  }
+  const path = posix.resolve(bundlePath, config.root.path);
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (err) {
+    const errno = (err as { code?: string }).code ?? "unknown";
+    throw new MagikError("InvalidBundle", `rootfs ${path} cannot be used: ${errno}`, {
+      details: { rootfs: path, errno, step: "resolve rootfs" },
+      hint: "root.path in config.json must name an existing directory (relative to the bundle).",
+    });
+  }
+  if (!statSync(real).isDirectory()) {
+    throw new MagikError("InvalidBundle", `rootfs ${path} is not a directory`, {
+      details: { rootfs: path, errno: "ENOTDIR", step: "resolve rootfs" },
+    });
+  }
+  return real;
+}
+
+function openStdio(
+  ctx: RuntimeContext,
+  target: StdioTarget | undefined,
+  fdNo: number,
+  opened: number[],
+): number {
+  if (target === undefined || target === "inherit") return fdNo;
+  let fd: number;
+  if (target === "ignore") fd = ctx.sys.open("/dev/null", O.RDWR);
+  else if ("fd" in target) return target.fd;
+  else
+    fd = ctx.sys.open(
+      target.path,
+      (fdNo === 0 ? O.RDONLY : O.WRONLY | O.CREAT) | (target.append ? 0o2000 : 0o1000 * Number(fdNo !== 0)),
+      0o644,
+    );
+  if (fd < 0) {
+    throw new MagikError("InvalidInput", `cannot open stdio target: ${errnoName(fd)}`, {
+      details: { target, errno: errnoName(fd) },
+    });
+  }
+  opened.push(fd);
+  return fd;
+}
+
+export async function createContainer(ctx: RuntimeContext, options: NativeCreateOptions): Promise<Created> {
+  const id = validateContainerId(options.id, ctx.limits.MAX_CONTAINER_ID_LEN);
+  const bundle = options.bundle;
+  if (bundle.kind !== "oci") {
+    throw new MagikError("InvalidBundle", `the native runtime cannot run a ${bundle.kind} bundle`, {
+      details: { kind: bundle.kind },
+    });
+  }
+  const config = bundle.config;
+  const rootfs = resolveRootfs(bundle.path, config);
+  const linux = config.linux ?? {};
+  if (config.process?.terminal && !options.consoleSocket) {
+    throw new MagikError("InvalidInput", "process.terminal is true but no console socket was given", {
+      details: { terminal: true },
+      hint: "Pass --console-socket (CLI) or consoleSocket (API), or set process.terminal to false.",
+    });
+  }
+  const capabilityMask = await capabilityMaskFn();
+  const seccompProgram = linux.seccomp ? await compileSeccompProgram(linux.seccomp) : undefined;
+  const isDirectory = (p: string) => statSync(p).isDirectory();
+  const planInputs = {
+    config,
+    rootfs,
+    bundle: bundle.path,
+    capabilityMask,
+    lastCap: readLastCap(),
+    isDirectory,
+    fifoFd: 0,
+    ...(seccompProgram ? { seccompProgram } : {}),
+    ...(options.consoleSocket ? { consoleSocket: options.consoleSocket } : {}),
+    ...(options.noPivot ? { noPivot: true } : {}),
+  };
+  // Plan once with placeholder fds so a bad config fails before anything exists on the host.
+  const placeholders = Object.fromEntries(
+    (linux.namespaces ?? []).filter((n) => n.path).map((n) => [n.type, 0]),
+  );
+  planLaunch({ ...planInputs, joinFds: placeholders });
+
+  const { store, sys } = ctx;
+  const dir = store.dir(id);
+  await store.withRootLock(() => {
+    const existing = store.ids();
+    if (existing.includes(id)) {
+      throw new MagikError("ContainerAlreadyExists", `container ${id} already exists`, { details: { id } });
+    }
+    enforceLimit("MAX_CONTAINERS", existing.length + 1, ctx.limits);
+    mkdirSync(dir, { mode: 0o700 });
+  });
+
+  const opened: number[] = [];
+  let cgroup: CgroupHandle | undefined;
+  try {
+    const joinFds: Partial<Record<NamespaceType, number>> = {};
+    for (const ns of linux.namespaces ?? []) {
+      if (!ns.path) continue;
+      const fd = sys.open(ns.path, O.RDONLY);
+      if (fd < 0) {
+        throw new MagikError(
+          "CreateFailed",
+          `cannot open ${ns.type} namespace ${ns.path}: ${errnoName(fd)}`,
+          {
+            details: { namespace: ns.type, path: ns.path, errno: errnoName(fd), step: "open namespace" },
+          },
+        );
+      }
+      opened.push(fd);
+      joinFds[ns.type] = fd;
+    }
+    cgroup = await createCgroup({
+      id,
+      cgroupsPath: linux.cgroupsPath,
+      resources: withDefaultDeviceRules(linux.resources, linux.devices),
+      onWarning: ctx.warn,
+    });
+    const fifo = `${dir}/exec.fifo`;
+    const mk = sys.mkfifo(fifo, 0o622);
+    if (mk < 0)
+      throw new MagikError("CreateFailed", `mkfifo ${fifo}: ${errnoName(mk)}`, { details: { path: fifo } });
+    const fifoFd = sys.open(fifo, O.PATH);
+    if (fifoFd < 0) throw new MagikError("CreateFailed", `open ${fifo}: ${errnoName(fifoFd)}`);
+    opened.push(fifoFd);
+    const stdioFds: [number, number, number] = [
+      openStdio(ctx, options.stdio?.stdin, 0, opened),
+      openStdio(ctx, options.stdio?.stdout, 1, opened),
+      openStdio(ctx, options.stdio?.stderr, 2, opened),
+    ];
+    const plan: LaunchPlan = planLaunch({ ...planInputs, joinFds, fifoFd, stdioFds });
+    const deadline = Date.now() + ctx.limits.CONTAINER_START_TIMEOUT_MS;
+    const handle = cgroup;
+    const launched = await launch(sys, {
+      ...plan,
+      exitDir: dir,
+      until: "ready",
+      deadline,
+      errorCode: "CreateFailed",
+      beforeRelease: async (pid) => {
+        if (plan.userNs) writeIdMaps(pid, config);
+        await handle.join(pid);
+      },
+    });
+    const stored: StoredContainer = {
+      id,
+      bundle: bundle.path,
+      rootfs,
+      pid: launched.pid,
+      reaperPid: launched.reaperPid,
+      created: new Date().toISOString(),
+      config,
+      cgroup: cgroup.toJSON(),
+    };
+    const startTime = readProcStat(launched.pid)?.startTime;
+    if (startTime !== undefined) stored.pidStartTime = startTime;
+    store.write(stored);
+    if (options.pidFile) {
+      const tmp = `${options.pidFile}.${process.pid}.tmp`;
+      writeFileSync(tmp, String(launched.pid));
+      renameSync(tmp, options.pidFile);
+    }
+    const state = store.ociState(stored);
+    try {
+      await runHooks("prestart", config.hooks?.prestart, state);
+      await runHooks("createRuntime", config.hooks?.createRuntime, state);
+      await runHooks("createContainer", config.hooks?.createContainer, state);
+    } catch (err) {
+      process.kill(launched.pid, 9);
+      sys.readTimeout(launched.notifyFd, 1, 5_000);
+      sys.close(launched.notifyFd);
+      sys.waitpidNoHang(launched.reaperPid);
+      throw err;
+    }
+    return { stored, state, notifyFd: launched.notifyFd };
+  } catch (err) {
+    await cgroup?.destroy().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+    if (options.pidFile) rmSync(options.pidFile, { force: true });
+    throw err;
+  } finally {
+    for (const fd of opened) sys.close(fd);
+  }
+}
+
+/** Device rules every container gets after its own (runc's AllowedDevices), and one per linux.devices entry. */
+const DEFAULT_DEVICE_RULES: DeviceCgroupRule[] = [
+  { allow: true, type: "c", major: -1, minor: -1, access: "m" },
+  { allow: true, type: "b", major: -1, minor: -1, access: "m" },
+  ...[
+    [1, 3],
+    [1, 5],
+    [1, 7],
+    [1, 8],
+    [1, 9],
+    [5, 0],
+    [5, 1],
+    [5, 2],
+    [136, -1],
+    [10, 200],
+  ].map(([major, minor]) => ({
+    allow: true,
+    type: "c" as const,
+    major: major!,
+    minor: minor!,
+    access: "rwm",
+  })),
+];
+
+export function withDefaultDeviceRules(
+  resources: Resources | undefined,
+  devices: Device[] | undefined,
+): Resources | undefined {
+  if (!resources?.devices) return resources;
+  const own = (devices ?? [])
+    .filter((d) => d.type === "c" || d.type === "b")
+    .map((d) => ({
+      allow: true,
+      type: d.type as "c" | "b",
+      major: d.major ?? -1,
+      minor: d.minor ?? -1,
+      access: "rwm",
+    }));
+  return { ...resources, devices: [...resources.devices, ...DEFAULT_DEVICE_RULES, ...own] };
+}
+
+function writeIdMaps(pid: number, config: RuntimeConfig): void {
+  const linux = config.linux ?? {};
+  const lines = (maps: { containerID: number; hostID: number; size: number }[] | undefined) =>
+    (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");
+  try {
+    writeFileSync(`/proc/${pid}/uid_map`, lines(linux.uidMappings));
+    writeFileSync(`/proc/${pid}/gid_map`, lines(linux.gidMappings));
+  } catch (err) {
+    throw new MagikError("CreateFailed", `cannot write id mappings: ${(err as Error).message}`, {
+      cause: err,
+      details: { step: "write uid_map/gid_map", errno: (err as { code?: string }).code, pid },
+      hint: "Mappings must not overlap and must be allowed for the runtime's user.",
+    });
+  }
+}
