@@ -2,7 +2,7 @@ import zlib from "node:zlib";
 import { type LayerCompression, MagikError } from "@magikrun/spec";
 
 /**
- * Decompresses a layer blob as a stream and measures what comes out: the uncompressed size is counted against a
+ * Decompresses a layer blob (tar, tar+gzip, tar+zstd, detected from its magic bytes) as a stream and measures what comes out: the uncompressed size is counted against a
  * limit *as it is produced* (a gzip bomb stops at the limit, it is never inflated whole) and hashed for the
  * diff_id check.
  */
@@ -20,6 +20,46 @@ export interface SizeLimit {
   name: "MAX_LAYER_SIZE" | "MAX_ROOTFS_SIZE";
   /** Bytes already counted against this limit before this stream (rootfs total). */
   already?: number;
+}
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+
+/** Compression from the first bytes, as Docker and containerd detect it (media types are sometimes wrong). */
+export function detectCompression(head: Uint8Array): LayerCompression {
+  const starts = (magic: number[]) => magic.every((byte, i) => head[i] === byte);
+  if (starts(GZIP_MAGIC)) return "gzip";
+  if (starts(ZSTD_MAGIC)) return "zstd";
+  return "none";
+}
+
+async function* withHead(first: Uint8Array, rest: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield first;
+    for (;;) {
+      const next = await rest.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    await rest.return?.();
+  }
+}
+
+/** Decompresses whatever compression the stream starts with. */
+async function* decompressDetected(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const source = input[Symbol.asyncIterator]();
+  let first = await source.next();
+  while (!first.done && first.value.length < 4) {
+    const more = await source.next();
+    if (more.done) break;
+    const joined = new Uint8Array(first.value.length + more.value.length);
+    joined.set(first.value);
+    joined.set(more.value, first.value.length);
+    first = { done: false, value: joined };
+  }
+  if (first.done) return;
+  yield* decompress(withHead(first.value, source), detectCompression(first.value));
 }
 
 async function* decompress(
@@ -82,15 +122,11 @@ async function* decompress(
 }
 
 /** Decompresses `input` and enforces the size limits on the decompressed bytes. */
-export function measuredLayerStream(
-  input: AsyncIterable<Uint8Array>,
-  compression: LayerCompression,
-  limits: SizeLimit[],
-): MeasuredStream {
+export function measuredLayerStream(input: AsyncIterable<Uint8Array>, limits: SizeLimit[]): MeasuredStream {
   const hasher = new Bun.CryptoHasher("sha256");
   let produced = 0;
   async function* measured(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of decompress(input, compression)) {
+    for await (const chunk of decompressDetected(input)) {
       produced += chunk.length;
       for (const limit of limits) {
         const total = produced + (limit.already ?? 0);

@@ -1,0 +1,69 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ImageConfig, ImageManifest } from "@magikrun/spec";
+import { BlobStore } from "@magikrun/storage";
+import { type TarEntry, tarBytes } from "../tar-writer.ts";
+import {
+  type FixtureImage,
+  type LayerCompressionKind,
+  makeImage,
+  makeLayer,
+} from "../test-support/fixture.ts";
+import type { ResolvedImage } from "../types.ts";
+
+/** Test helpers for the unpack side: a unique temp root with a real BlobStore, and images put into it. */
+
+export interface TestRoot {
+  dir: string;
+  store: BlobStore;
+  cleanup(): void;
+}
+
+export async function makeTestRoot(prefix = "magik-unpack-"): Promise<TestRoot> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const store = await BlobStore.open(dir);
+  return {
+    dir,
+    store,
+    cleanup: () => {
+      unmountBelow(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Unmounts anything a failed test left mounted below `dir` (deepest first), so removal cannot reach lowers. */
+export function unmountBelow(dir: string): void {
+  const mounts = fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4] ?? "")
+    .filter((mountPoint) => mountPoint.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const mountPoint of mounts) Bun.spawnSync(["umount", "-l", mountPoint]);
+}
+
+/** Puts a fixture image's blobs in the store and returns it as the pull side would hand it over. */
+export async function storeFixture(store: BlobStore, fixture: FixtureImage): Promise<ResolvedImage> {
+  for (const blob of [fixture.manifest, fixture.config, ...fixture.layers]) {
+    await store.put(blob.bytes, { digest: blob.digest });
+  }
+  const decode = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes));
+  return {
+    manifestDigest: fixture.manifest.digest,
+    manifest: ImageManifest.parse(decode(fixture.manifest.bytes)),
+    configDigest: fixture.config.digest,
+    config: ImageConfig.parse(decode(fixture.config.bytes)),
+  };
+}
+
+/** An image whose layers are the given entry lists (bottom first). */
+export async function storeLayers(
+  store: BlobStore,
+  layers: TarEntry[][],
+  options: { compression?: LayerCompressionKind; config?: Record<string, unknown> } = {},
+): Promise<ResolvedImage> {
+  const built = layers.map((entries) => makeLayer(tarBytes(entries), options.compression ?? "gzip", "oci"));
+  return storeFixture(store, makeImage(built, options.config ? { config: options.config } : {}));
+}
