@@ -1,0 +1,354 @@
+import { lstatSync } from "node:fs";
+import {
+  type Descriptor,
+  ImageConfig,
+  ImageIndex,
+  ImageManifest,
+  isIndexMediaType,
+  type Limits,
+  layerCompression,
+  MagikError,
+  MediaTypes,
+  parseJsonWith,
+  resolveLimits,
+  sha256Digest,
+} from "@magikrun/spec";
+import type { ImageRecord, ImageStore } from "./image-store.ts";
+import { directorySource, type ImportSource, tarFileSource } from "./import-source.ts";
+import {
+  formatPlatform,
+  hostPlatform,
+  type PlatformSpec,
+  parsePlatform,
+  selectPlatform,
+} from "./platform.ts";
+import { normalizeReference, parseReference, repositoryName } from "./reference.ts";
+
+export interface ImportOptions {
+  store: ImageStore;
+  /** Name for the image; required when the layout or archive names none, and overrides a single name. */
+  reference?: string;
+  platform?: string | PlatformSpec;
+  limits?: Partial<Record<keyof Limits, number>>;
+}
+
+export interface ImportResult {
+  records: ImageRecord[];
+  format: "oci-layout" | "oci-archive" | "docker-archive";
+}
+
+const decoder = new TextDecoder();
+const REF_NAME = "org.opencontainers.image.ref.name";
+const CONTAINERD_NAME = "io.containerd.image.name";
+
+/** Stores blobs and remembers the ones this import created, so a failed import can take them back. */
+class BlobWriter {
+  readonly created: string[] = [];
+  constructor(
+    private readonly store: ImageStore,
+    private readonly limits: Limits,
+  ) {}
+
+  async put(
+    source: Uint8Array | ReadableStream<Uint8Array>,
+    digest?: string,
+    size?: number,
+  ): Promise<{ digest: string; size: number }> {
+    const result = await this.store.blobs.put(source, {
+      maxSize: this.limits.MAX_LAYER_SIZE,
+      ...(digest !== undefined ? { digest } : {}),
+      ...(size !== undefined ? { size } : {}),
+    });
+    if (!result.existed) this.created.push(result.digest);
+    return result;
+  }
+
+  async rollback(): Promise<void> {
+    for (const digest of this.created) await this.store.blobs.delete(digest).catch(() => false);
+  }
+}
+
+/**
+ * Imports images from an OCI image layout directory, an OCI archive (a tar of a layout) or a `docker save`
+ * archive. Every blob is verified against its digest; on any failure the blobs this import added are removed and
+ * no reference is recorded.
+ */
+export async function importImage(path: string, options: ImportOptions): Promise<ImportResult> {
+  const limits = resolveLimits(options.limits ?? {});
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) {
+    throw new MagikError("InvalidInput", `${path} does not exist`, { details: { path } });
+  }
+  const source = st.isDirectory() ? directorySource(path) : await tarFileSource(path);
+  const writer = new BlobWriter(options.store, limits);
+  try {
+    let result: ImportResult;
+    if (source.has("index.json") && source.has("oci-layout")) {
+      const records = await importOciLayout(source, options, limits, writer);
+      result = { records, format: st.isDirectory() ? "oci-layout" : "oci-archive" };
+    } else if (source.has("manifest.json")) {
+      result = {
+        records: await importDockerArchive(source, options, limits, writer),
+        format: "docker-archive",
+      };
+    } else {
+      throw new MagikError("InvalidInput", `${path} is neither an OCI image layout nor a docker archive`, {
+        details: { path },
+        hint: "Expected oci-layout + index.json (OCI) or manifest.json (docker save).",
+      });
+    }
+    await options.store.record(result.records);
+    return result;
+  } catch (err) {
+    await writer.rollback();
+    throw err;
+  }
+}
+
+function platformOf(options: ImportOptions): PlatformSpec {
+  return typeof options.platform === "string"
+    ? parsePlatform(options.platform)
+    : (options.platform ?? hostPlatform());
+}
+
+/** Reads a blob of the layout by descriptor, checking size and digest. */
+async function readDescribed(
+  source: ImportSource,
+  d: Descriptor,
+  max: number,
+  limit: string,
+): Promise<Uint8Array> {
+  const name = `blobs/${d.digest.replace(":", "/")}`;
+  const bytes = await source.read(name, max, limit);
+  const actual = sha256Digest(bytes);
+  if (actual !== d.digest || bytes.length !== d.size) {
+    throw new MagikError("DigestMismatch", `${name} in ${source.description} does not match its descriptor`, {
+      details: { expected: d.digest, actual, expectedSize: d.size, actualSize: bytes.length },
+    });
+  }
+  return bytes;
+}
+
+function referenceFor(d: Descriptor, options: ImportOptions, single: boolean): string | undefined {
+  if (options.reference !== undefined && single) return normalizeReference(options.reference);
+  const full = d.annotations?.[CONTAINERD_NAME];
+  if (full) return normalizeReference(full);
+  const name = d.annotations?.[REF_NAME];
+  if (!name) return undefined;
+  if (/[/:@]/.test(name)) return normalizeReference(name);
+  // A bare tag, as `skopeo copy … oci:dir:tag` writes: it needs a repository from the caller.
+  if (options.reference === undefined) return undefined;
+  return normalizeReference(`${repositoryName(parseReference(options.reference))}:${name}`);
+}
+
+async function importOciLayout(
+  source: ImportSource,
+  options: ImportOptions,
+  limits: Limits,
+  writer: BlobWriter,
+): Promise<ImageRecord[]> {
+  const header = JSON.parse(decoder.decode(await source.read("oci-layout", 4096, "oci-layout"))) as {
+    imageLayoutVersion?: unknown;
+  };
+  if (typeof header?.imageLayoutVersion !== "string") {
+    throw new MagikError("InvalidInput", `${source.description}: oci-layout has no imageLayoutVersion`, {
+      details: { source: source.description },
+    });
+  }
+  const indexBytes = await source.read("index.json", limits.MAX_MANIFEST_SIZE, "MAX_MANIFEST_SIZE");
+  const index = parseJsonWith(ImageIndex, decoder.decode(indexBytes), "index.json", "ManifestParseFailed");
+  const records: ImageRecord[] = [];
+  for (const top of index.manifests) {
+    const reference = referenceFor(top, options, index.manifests.length === 1);
+    if (reference === undefined) continue;
+    let manifestDescriptor = top;
+    let indexDigest: string | undefined;
+    if (isIndexMediaType(top.mediaType)) {
+      const nested = await readDescribed(source, top, limits.MAX_MANIFEST_SIZE, "MAX_MANIFEST_SIZE");
+      const child = parseJsonWith(ImageIndex, decoder.decode(nested), "image index", "ManifestParseFailed");
+      manifestDescriptor = selectPlatform(child.manifests, platformOf(options));
+      await writer.put(nested, top.digest);
+      indexDigest = top.digest;
+    }
+    records.push(await importManifest(source, manifestDescriptor, reference, indexDigest, limits, writer));
+  }
+  if (records.length === 0) {
+    throw new MagikError("InvalidInput", `${source.description} names no image to import`, {
+      details: { source: source.description, manifests: index.manifests.length },
+      hint: "Give a name with --reference (the layout has no usable ref.name annotations).",
+    });
+  }
+  return records;
+}
+
+async function importManifest(
+  source: ImportSource,
+  d: Descriptor,
+  reference: string,
+  indexDigest: string | undefined,
+  limits: Limits,
+  writer: BlobWriter,
+): Promise<ImageRecord> {
+  const manifestBytes = await readDescribed(source, d, limits.MAX_MANIFEST_SIZE, "MAX_MANIFEST_SIZE");
+  const manifest = parseJsonWith(
+    ImageManifest,
+    decoder.decode(manifestBytes),
+    "image manifest",
+    "ManifestParseFailed",
+  );
+  if (manifest.layers.length > limits.MAX_LAYERS) {
+    throw new MagikError(
+      "ImageTooLarge",
+      `the image has more than MAX_LAYERS (${limits.MAX_LAYERS}) layers`,
+      {
+        details: { limit: "MAX_LAYERS", max: limits.MAX_LAYERS, value: manifest.layers.length },
+      },
+    );
+  }
+  const configBytes = await readDescribed(source, manifest.config, limits.MAX_CONFIG_SIZE, "MAX_CONFIG_SIZE");
+  const config = parseJsonWith(
+    ImageConfig,
+    decoder.decode(configBytes),
+    "image config",
+    "ManifestParseFailed",
+  );
+  for (const layer of manifest.layers) {
+    const name = `blobs/${layer.digest.replace(":", "/")}`;
+    await writer.put(source.stream(name), layer.digest, layer.size);
+  }
+  await writer.put(configBytes, manifest.config.digest);
+  await writer.put(manifestBytes, d.digest);
+  return {
+    reference,
+    manifestDigest: d.digest,
+    configDigest: manifest.config.digest,
+    mediaType: manifest.mediaType ?? d.mediaType,
+    size: manifestBytes.length + configBytes.length + manifest.layers.reduce((n, l) => n + l.size, 0),
+    platform: formatPlatform(config),
+    created: new Date().toISOString(),
+    ...(indexDigest ? { indexDigest } : {}),
+  };
+}
+
+function sniffLayerType(head: Uint8Array): string {
+  if (head[0] === 0x1f && head[1] === 0x8b) return MediaTypes.ociLayerTarGzip;
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+    return MediaTypes.ociLayerTarZstd;
+  return MediaTypes.ociLayerTar;
+}
+
+/** `docker save`: manifest.json lists each image's config file, layer files and tags. */
+async function importDockerArchive(
+  source: ImportSource,
+  options: ImportOptions,
+  limits: Limits,
+  writer: BlobWriter,
+): Promise<ImageRecord[]> {
+  const text = decoder.decode(
+    await source.read("manifest.json", limits.MAX_MANIFEST_SIZE, "MAX_MANIFEST_SIZE"),
+  );
+  let entries: { Config?: unknown; RepoTags?: unknown; Layers?: unknown }[];
+  try {
+    entries = JSON.parse(text);
+    if (!Array.isArray(entries)) throw new Error("not an array");
+  } catch (err) {
+    throw new MagikError(
+      "ManifestParseFailed",
+      `manifest.json of ${source.description} is invalid: ${(err as Error).message}`,
+      {
+        details: { source: source.description },
+      },
+    );
+  }
+  const records: ImageRecord[] = [];
+  for (const entry of entries) {
+    if (
+      typeof entry?.Config !== "string" ||
+      !Array.isArray(entry.Layers) ||
+      !entry.Layers.every((l) => typeof l === "string")
+    ) {
+      throw new MagikError(
+        "ManifestParseFailed",
+        `manifest.json of ${source.description} has an entry without Config/Layers`,
+        {
+          details: { source: source.description, entry },
+        },
+      );
+    }
+    const tags = Array.isArray(entry.RepoTags)
+      ? entry.RepoTags.filter((t): t is string => typeof t === "string")
+      : [];
+    const references =
+      options.reference !== undefined && entries.length === 1
+        ? [normalizeReference(options.reference)]
+        : tags.map((t) => normalizeReference(t));
+    if (references.length === 0) continue;
+    const layerNames = entry.Layers as string[];
+    if (layerNames.length > limits.MAX_LAYERS) {
+      throw new MagikError(
+        "ImageTooLarge",
+        `the image has more than MAX_LAYERS (${limits.MAX_LAYERS}) layers`,
+        {
+          details: { limit: "MAX_LAYERS", max: limits.MAX_LAYERS, value: layerNames.length },
+        },
+      );
+    }
+    const configBytes = await source.read(entry.Config, limits.MAX_CONFIG_SIZE, "MAX_CONFIG_SIZE");
+    const config = parseJsonWith(
+      ImageConfig,
+      decoder.decode(configBytes),
+      "image config",
+      "ManifestParseFailed",
+    );
+    if (config.rootfs.diff_ids.length !== layerNames.length) {
+      throw new MagikError(
+        "ManifestParseFailed",
+        `the config lists ${config.rootfs.diff_ids.length} diff_ids for ${layerNames.length} layers`,
+        {
+          details: {
+            source: source.description,
+            diffIds: config.rootfs.diff_ids.length,
+            layers: layerNames.length,
+          },
+        },
+      );
+    }
+    const layers: Descriptor[] = [];
+    for (const [i, name] of layerNames.entries()) {
+      const mediaType = sniffLayerType(await source.head(name, 4));
+      // An uncompressed layer's digest is its diff_id: the config vouches for the content.
+      const expected = layerCompression(mediaType) === "none" ? config.rootfs.diff_ids[i] : undefined;
+      const stored = await writer.put(source.stream(name), expected, source.size(name));
+      layers.push({ mediaType, digest: stored.digest, size: stored.size });
+    }
+    const configDigest = sha256Digest(configBytes);
+    await writer.put(configBytes, configDigest);
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociManifest,
+      config: { mediaType: MediaTypes.ociConfig, digest: configDigest, size: configBytes.length },
+      layers,
+    };
+    const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
+    const manifestDigest = sha256Digest(manifestBytes);
+    await writer.put(manifestBytes, manifestDigest);
+    for (const reference of references) {
+      records.push({
+        reference,
+        manifestDigest,
+        configDigest,
+        mediaType: MediaTypes.ociManifest,
+        size: manifestBytes.length + configBytes.length + layers.reduce((n, l) => n + l.size, 0),
+        platform: formatPlatform(config),
+        created: new Date().toISOString(),
+      });
+    }
+  }
+  if (records.length === 0) {
+    throw new MagikError("InvalidInput", `${source.description} names no image to import`, {
+      details: { source: source.description },
+      hint: "Give a name with --reference (the archive has no RepoTags).",
+    });
+  }
+  return records;
+}
