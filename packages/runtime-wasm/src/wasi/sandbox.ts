@@ -26,10 +26,6 @@ export function hostPathOf(root: string, rel: readonly string[]): string {
   return rel.length === 0 ? root : `${root}/${rel.join("/")}`;
 }
 
-function components(path: string): string[] {
-  return path.split("/").filter((c) => c !== "" && c !== ".");
-}
-
 /**
  * Resolves a guest path relative to a directory fd without ever leaving its preopen: the walk is done one
  * component at a time, `..` is applied to the already-resolved stack (so it can never climb above the root), and
@@ -62,7 +58,8 @@ export function resolvePath(dir: DirLocation, path: string, followFinal: boolean
       name = null;
       continue;
     }
-    const isLast = components(pending.join("/")).length === 0 && !pending.includes("..");
+    // A trailing "." still needs this component to be a directory, so only empty parts may follow the last.
+    const isLast = pending.every((p) => p === "");
     const candidate = hostPathOf(dir.root, [...stack, part]);
     if (isLast && !followFinal && !mustBeDir) {
       stack.push(part);
