@@ -6,11 +6,11 @@ import { WasiError } from "./errors.ts";
 import { MAX_SYMLINK_EXPANSIONS, resolvePath } from "./sandbox.ts";
 import { buildC, runWasi, tempDir } from "./test-support.ts";
 
-let escape: Uint8Array;
+let escapeProgram: Uint8Array;
 let root: string;
 
 beforeAll(() => {
-  escape = buildC("escape");
+  escapeProgram = buildC("escape");
 });
 
 beforeEach(() => {
@@ -47,7 +47,7 @@ function errnoOfResolve(path: string, follow = true): number {
 
 describe("sandbox escapes through preopens", () => {
   it("refuses .., absolute paths and symlinks leading outside, with wasmtime's errnos", () => {
-    const result = runWasi(escape, {
+    const result = runWasi(escapeProgram, {
       preopens: [
         { guestPath: "/sandbox", hostPath: join(root, "sandbox") },
         { guestPath: "/ro", hostPath: join(root, "ro"), readonly: true },
