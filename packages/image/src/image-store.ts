@@ -16,7 +16,13 @@ export type { ImageRecord } from "./image-store-index.ts";
  * Removes unpacked layers (keyed by diff_id) that no image references; owned by the layer cache, plugged in here
  * so `prune` can clean both blobs and layers.
  */
-export type LayerPruner = (referencedDiffIds: ReadonlySet<string>) => Promise<{ removed: string[] }>;
+export type LayerPruner = (referenced: ReferencedLayers) => Promise<{ removed: string[] }>;
+
+export interface ReferencedLayers {
+  diffIds: ReadonlySet<string>;
+  /** Each image's diff_ids in order, for caches keyed by chain id. */
+  images: readonly (readonly string[])[];
+}
 
 export interface PruneResult {
   blobsRemoved: string[];
@@ -169,9 +175,10 @@ export class ImageStore {
   }
 
   /** Every blob digest and diff_id some image references. */
-  async referenced(): Promise<{ blobs: Set<string>; diffIds: Set<string> }> {
+  async referenced(): Promise<{ blobs: Set<string>; diffIds: Set<string>; images: string[][] }> {
     const blobs = new Set<string>();
     const diffIds = new Set<string>();
+    const images: string[][] = [];
     for (const record of this.list()) {
       blobs.add(record.manifestDigest);
       blobs.add(record.configDigest);
@@ -180,19 +187,20 @@ export class ImageStore {
         const image = await this.load(record);
         for (const layer of image.manifest.layers) blobs.add(layer.digest);
         for (const diffId of image.config.rootfs.diff_ids) diffIds.add(diffId);
+        images.push(image.config.rootfs.diff_ids);
       } catch (err) {
         // A broken image keeps what it still has; it is not a reason to delete other images' data.
         if (!(err instanceof MagikError)) throw err;
       }
     }
-    return { blobs, diffIds };
+    return { blobs, diffIds, images };
   }
 
   /** Deletes blobs (and, through `layers`, unpacked layers) that no reference needs any more. */
   async prune(layers?: LayerPruner): Promise<PruneResult> {
-    const { blobs, diffIds } = await this.referenced();
+    const { blobs, diffIds, images } = await this.referenced();
     const gc = await this.blobs.gc(blobs);
-    const layersRemoved = layers ? (await layers(diffIds)).removed : [];
+    const layersRemoved = layers ? (await layers({ diffIds, images })).removed : [];
     return { blobsRemoved: gc.removed, bytesFreed: gc.bytesFreed, layersRemoved };
   }
 }

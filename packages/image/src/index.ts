@@ -1,6 +1,7 @@
 export * from "./build-from-dir.ts";
 export * from "./docker-config.ts";
 export * from "./image-store.ts";
+export * from "./image-store-layers.ts";
 export * from "./import.ts";
 export * from "./platform.ts";
 export * from "./pull.ts";
