@@ -1,10 +1,8 @@
 import { type ExitStatus, MagikError, type WasiPreopen } from "@magikrun/spec";
 import { EXIT_CODE } from "./exit-codes.ts";
 import type { ImportedMemory } from "./instrument.ts";
+import type { FreshWorker } from "./pool.ts";
 import { Control, type InitMessage, Interrupt, type WorkerExit, type WorkerMessage } from "./protocol.ts";
-
-const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
-const DEFAULT_WASI_URL = new URL("./wasi/index.ts", import.meta.url).href;
 
 /** Fuel handed to the module per host call: large enough to keep the call rare, small enough for a fast kill. */
 export const DEFAULT_FUEL_SLICE = 1_000_000;
@@ -27,8 +25,6 @@ export interface InstanceSpec {
   fuel: number | null;
   fuelSlice?: number;
   timeoutMs?: number;
-  /** URL of the module exporting `Wasi`; defaults to this package's WASI preview 1. */
-  wasiUrl?: string;
 }
 
 export interface WasmExit extends ExitStatus {
@@ -38,8 +34,8 @@ export interface WasmExit extends ExitStatus {
 type Phase = "booting" | "ready" | "running" | "exited";
 
 /**
- * One instance in its own Worker. The Worker starts booting as soon as this object exists, so callers can
- * compile the module meanwhile; `init` instantiates, `start` runs `_start`, `exit` settles once, with the end.
+ * One instance in its own fresh Worker (from a WorkerPool, which may have booted it ahead of time): `init`
+ * instantiates, `start` runs `_start`, `exit` settles once, with the end. The Worker ends with the instance.
  */
 export class WasmInstance {
   readonly exit: Promise<WasmExit>;
@@ -50,20 +46,34 @@ export class WasmInstance {
   #onReady: ((error?: MagikError) => void) | undefined;
   #timers: ReturnType<typeof setTimeout>[] = [];
 
-  constructor() {
+  readonly #booted: Promise<void>;
+
+  constructor(fresh: FreshWorker) {
     this.exit = new Promise((resolve) => {
       this.#settle = resolve;
     });
-    this.#worker = new Worker(WORKER_URL);
-    this.#worker.onmessage = (event: MessageEvent<WorkerMessage>) => this.#receive(event.data);
-    this.#worker.onerror = (event) => this.#fail(`worker failed: ${event.message}`);
+    this.#worker = fresh.worker;
+    this.#booted = fresh.booted;
+    this.#worker.addEventListener("message", (event: MessageEvent<WorkerMessage>) =>
+      this.#receive(event.data),
+    );
+    this.#worker.addEventListener("error", (event) => this.#fail(`worker failed: ${event.message}`));
   }
 
   get phase(): Phase {
     return this.#phase;
   }
 
-  init(spec: InstanceSpec): Promise<void> {
+  async init(spec: InstanceSpec): Promise<void> {
+    try {
+      await this.#booted;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#fail(message);
+      throw new MagikError("RuntimeUnavailable", `the wasm worker could not start: ${message}`, {
+        details: { reason: message },
+      });
+    }
     const message: InitMessage = {
       type: "init",
       module: spec.module,
@@ -77,7 +87,6 @@ export class WasmInstance {
       fuel: spec.fuel,
       fuelSlice: spec.fuelSlice ?? DEFAULT_FUEL_SLICE,
       control: this.#control.buffer as SharedArrayBuffer,
-      wasiUrl: spec.wasiUrl ?? DEFAULT_WASI_URL,
     };
     this.#timeoutMs = spec.timeoutMs;
     return new Promise((resolve, reject) => {
@@ -143,6 +152,7 @@ export class WasmInstance {
   }
 
   #receive(message: WorkerMessage): void {
+    if (message.type === "booted" || message.type === "boot-failed") return; // the pool's business
     if (message.type === "ready") {
       this.#phase = "ready";
       this.#onReady?.();

@@ -39,6 +39,10 @@ export interface InitMessage {
   fuel: number | null;
   fuelSlice: number;
   control: SharedArrayBuffer;
+}
+
+export interface BootMessage {
+  type: "boot";
   /** Module exporting the `Wasi` class (the real one, or a test stand-in with the same interface). */
   wasiUrl: string;
 }
@@ -47,7 +51,7 @@ export interface StartMessage {
   type: "start";
 }
 
-export type HostMessage = InitMessage | StartMessage;
+export type HostMessage = BootMessage | InitMessage | StartMessage;
 
 export interface WorkerExit {
   code: number;
@@ -59,6 +63,8 @@ export interface WorkerExit {
 }
 
 export type WorkerMessage =
+  | { type: "booted" }
+  | { type: "boot-failed"; message: string }
   | { type: "ready" }
   | { type: "error"; code: MagikErrorCode; message: string; details: Record<string, unknown> }
   | { type: "exit"; exit: WorkerExit };

@@ -88,8 +88,11 @@ function post(message: WorkerMessage): void {
   self.postMessage(message);
 }
 
+let booted: Promise<WasiConstructor> | undefined;
+
 async function init(msg: InitMessage): Promise<void> {
-  const { Wasi } = (await import(msg.wasiUrl)) as { Wasi: WasiConstructor };
+  if (!booted) throw new Error("init before boot");
+  const Wasi = await booted;
   const wasi = new Wasi({
     args: msg.args,
     env: msg.env,
@@ -162,7 +165,13 @@ function errorMessage(err: unknown): WorkerMessage {
 
 self.onmessage = (event: MessageEvent<HostMessage>) => {
   const msg = event.data;
-  if (msg.type === "init") {
+  if (msg.type === "boot") {
+    booted = import(msg.wasiUrl).then((m: { Wasi: WasiConstructor }) => m.Wasi);
+    booted.then(
+      () => post({ type: "booted" }),
+      (err) => post({ type: "boot-failed", message: `cannot load WASI: ${String(err?.message ?? err)}` }),
+    );
+  } else if (msg.type === "init") {
     init(msg).then(
       () => post({ type: "ready" }),
       (err) => post(errorMessage(err)),
