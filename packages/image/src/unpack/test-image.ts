@@ -67,3 +67,43 @@ export async function storeLayers(
   const built = layers.map((entries) => makeLayer(tarBytes(entries), options.compression ?? "gzip", "oci"));
   return storeFixture(store, makeImage(built, options.config ? { config: options.config } : {}));
 }
+
+/**
+ * A tree as comparable lines: path, type, mode, owner, size, mtime, link target, device, and which paths share an
+ * inode (hardlinks). The root itself is left out (its attributes belong to whoever made the directory).
+ */
+export function describeTree(dir: string, options: { mtimes?: boolean } = {}): string[] {
+  const lines: string[] = [];
+  const inodes = new Map<number, string>();
+  const walk = (rel: string) => {
+    for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
+      const childRel = rel === "" ? name : `${rel}/${name}`;
+      const stat = fs.lstatSync(path.join(dir, childRel));
+      const type = stat.isDirectory()
+        ? "d"
+        : stat.isSymbolicLink()
+          ? "l"
+          : stat.isFile()
+            ? "f"
+            : stat.isCharacterDevice()
+              ? "c"
+              : stat.isBlockDevice()
+                ? "b"
+                : "p";
+      const fields = [childRel, type, (stat.mode & 0o7777).toString(8), `${stat.uid}:${stat.gid}`];
+      if (type === "f") fields.push(String(stat.size));
+      if (type === "l") fields.push(`-> ${fs.readlinkSync(path.join(dir, childRel))}`);
+      if (type === "c" || type === "b") fields.push(`rdev=${stat.rdev}`);
+      if (options.mtimes !== false && type !== "d") fields.push(`mtime=${Math.floor(stat.mtimeMs / 1000)}`);
+      if (type === "f" && stat.nlink > 1) {
+        const first = inodes.get(stat.ino);
+        if (first === undefined) inodes.set(stat.ino, childRel);
+        else fields.push(`link=${first}`);
+      }
+      lines.push(fields.join(" "));
+      if (type === "d") walk(childRel);
+    }
+  };
+  walk("");
+  return lines;
+}
