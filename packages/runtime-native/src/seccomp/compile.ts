@@ -1,0 +1,149 @@
+import { MagikError, type Seccomp, type SeccompArg } from "@magikrun/spec";
+import { actionValue, filterFlags, SECCOMP_RET } from "./actions.ts";
+import { AUDIT_ARCH, type NativeArch, type SyscallAbi, selectAbis, X32_SYSCALL_BIT } from "./arch.ts";
+import { emitArgCheck, OFFSET_ARCH, OFFSET_NR } from "./args.ts";
+import { assemble, BpfBuilder } from "./bpf.ts";
+
+export interface CompiledSeccomp {
+  /** `struct sock_filter` entries, 8 bytes each, for seccomp(SECCOMP_SET_MODE_FILTER). */
+  program: Uint8Array;
+  /** SECCOMP_FILTER_FLAG_* bits from `flags`, for the same call. */
+  flags: number;
+  /** What was accepted but not enforced (unknown syscall names, foreign architectures, ignored flags). */
+  warnings: string[];
+}
+
+/** A rule entry ready to emit: its return value and alternatives (ORed), each a list of ANDed conditions. */
+interface Rule {
+  ret: number;
+  names: readonly string[];
+  alternatives: SeccompArg[][];
+  field: string;
+}
+
+/**
+ * runc's rule: conditions on distinct arguments are ANDed, but when one argument is compared more than once
+ * each condition becomes a rule of its own (ORed) — profiles written for Docker rely on it.
+ */
+function alternativesOf(args: readonly SeccompArg[]): SeccompArg[][] {
+  if (args.length === 0) return [[]];
+  const indexes = args.map((a) => a.index);
+  const repeated = new Set(indexes).size !== indexes.length;
+  return repeated ? args.map((a) => [a]) : [[...args]];
+}
+
+function emitAbi(b: BpfBuilder, abi: SyscallAbi, rules: readonly Rule[], defaultRet: number): void {
+  const bySyscall = new Map<number, Rule[]>();
+  for (const rule of rules) {
+    for (const name of new Set(rule.names)) {
+      const nr = abi.table.get(name);
+      if (nr === undefined) continue;
+      const list = bySyscall.get(nr) ?? [];
+      if (!list.includes(rule)) list.push(rule);
+      bySyscall.set(nr, list);
+    }
+  }
+  for (const [nr, list] of bySyscall) {
+    const body = b.label("sys");
+    const next = b.label("next");
+    b.jmp("jeq", nr, body, next);
+    b.place(body);
+    let settled = false;
+    // First matching entry wins, in config order.
+    for (const rule of list) {
+      for (const conditions of rule.alternatives) {
+        if (conditions.length === 0) {
+          b.ret(rule.ret);
+          settled = true;
+          break;
+        }
+        const fail = b.label("fail");
+        for (const [i, arg] of conditions.entries()) emitArgCheck(b, arg, fail, `${rule.field}.args[${i}]`);
+        b.ret(rule.ret);
+        b.place(fail);
+      }
+      if (settled) break;
+    }
+    if (!settled) b.ret(defaultRet);
+    b.place(next);
+  }
+  b.ret(defaultRet);
+}
+
+/**
+ * Compiles an OCI `linux.seccomp` section into a classic BPF program for one host architecture, as libseccomp
+ * would for runc: the architecture is checked first (unknown ones are killed), x32 syscalls on x86-64 are told
+ * apart by __X32_SYSCALL_BIT, and syscalls no rule matches get the default action.
+ */
+export function compileSeccompFilter(seccomp: Seccomp, arch: NativeArch): CompiledSeccomp {
+  const warnings: string[] = [];
+  const defaultRet = actionValue(
+    seccomp.defaultAction,
+    seccomp.defaultErrnoRet,
+    "linux.seccomp.defaultAction",
+  );
+  const abis = selectAbis(arch, seccomp.architectures, warnings);
+  const flags = filterFlags(seccomp.flags, warnings);
+
+  const rules: Rule[] = [];
+  for (const [i, entry] of (seccomp.syscalls ?? []).entries()) {
+    const field = `linux.seccomp.syscalls[${i}]`;
+    const ret = actionValue(entry.action, entry.errnoRet, field);
+    // Like runc: a rule with the default's own action changes nothing.
+    if (ret === defaultRet) continue;
+    rules.push({ ret, names: entry.names, alternatives: alternativesOf(entry.args ?? []), field });
+  }
+  const unknown = new Set<string>();
+  for (const entry of seccomp.syscalls ?? []) {
+    for (const name of entry.names) if (!abis.some((a) => a.table.has(name))) unknown.add(name);
+  }
+  if (unknown.size > 0) {
+    warnings.push(`seccomp: syscalls unknown on ${arch} are ignored: ${[...unknown].sort().join(", ")}`);
+  }
+
+  const b = new BpfBuilder();
+  const badArch = b.label("badarch");
+  b.ld(OFFSET_ARCH);
+  for (const auditArch of new Set(abis.map((a) => a.auditArch))) {
+    const body = b.label("arch");
+    const nextArch = b.label("nextarch");
+    b.jmp("jeq", auditArch, body, nextArch);
+    b.place(body);
+    b.ld(OFFSET_NR);
+    if (auditArch === AUDIT_ARCH.X86_64) {
+      const x32 = abis.find((a) => a.name === "SCMP_ARCH_X32");
+      const x64 = abis.find((a) => a.name === "SCMP_ARCH_X86_64")!;
+      const x32Body = b.label("x32");
+      const x64Body = b.label("x64");
+      b.jmp("jge", X32_SYSCALL_BIT, x32 ? x32Body : badArch, x64Body);
+      b.place(x64Body);
+      emitAbi(b, x64, rules, defaultRet);
+      if (x32) {
+        b.place(x32Body);
+        emitAbi(b, x32, rules, defaultRet);
+      }
+    } else {
+      emitAbi(b, abis.find((a) => a.auditArch === auditArch)!, rules, defaultRet);
+    }
+    b.place(nextArch);
+  }
+  // libseccomp's default bad-architecture action.
+  b.place(badArch);
+  b.ret(SECCOMP_RET.KILL_THREAD);
+  return { program: assemble(b), flags, warnings };
+}
+
+/** The BPF program alone; see compileSeccompFilter for flags and warnings. */
+export function compileSeccomp(seccomp: Seccomp, arch: NativeArch): Uint8Array {
+  return compileSeccompFilter(seccomp, arch).program;
+}
+
+/** The architecture of the running process, for compileSeccomp. */
+export function nativeArch(): NativeArch {
+  if (process.arch === "x64") return "x86_64";
+  if (process.arch === "arm64") return "aarch64";
+  throw new MagikError("NotSupported", `seccomp filters are not built for ${process.arch} hosts`, {
+    details: { arch: process.arch },
+    hint: "magikrun compiles seccomp filters for x86_64 and aarch64 hosts.",
+  });
+}
