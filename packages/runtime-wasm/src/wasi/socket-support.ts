@@ -1,4 +1,4 @@
-/** Test-only TCP plumbing through libc, so a guest's blocking sock_* calls can be driven from one thread. */
+/** Test-only TCP and pipe plumbing through libc, so a guest's blocking sock_* calls can be driven from one thread. */
 import { createRequire } from "node:module";
 
 const ffi = createRequire(import.meta.url)("bun:ffi") as typeof import("bun:ffi");
@@ -13,6 +13,8 @@ const lib = ffi.dlopen("libc.so.6", {
   send: { args: [i32, pointer, u64, i32], returns: i64 },
   recv: { args: [i32, pointer, u64, i32], returns: i64 },
   close: { args: [i32], returns: i32 },
+  pipe: { args: [pointer], returns: i32 },
+  write: { args: [i32, pointer, u64], returns: i64 },
 });
 const s = lib.symbols;
 const AF_INET = 2;
@@ -66,4 +68,16 @@ export function receiveAll(fd: number): string {
 
 export function closeFd(fd: number): void {
   s.close(fd);
+}
+
+/** A pipe as [readFd, writeFd]. */
+export function makePipe(): [number, number] {
+  const fds = new Int32Array(2);
+  ok(s.pipe(p(fds)), "pipe");
+  return [fds[0]!, fds[1]!];
+}
+
+export function writeFd(fd: number, data: string): void {
+  const bytes = new TextEncoder().encode(data);
+  ok(s.write(fd, p(bytes), bytes.length), "write");
 }

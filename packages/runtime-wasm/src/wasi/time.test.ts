@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { WasiClock } from "./clock.ts";
+import { closeFd, makePipe, writeFd } from "./socket-support.ts";
 import { buildC, runWasi, tempDir } from "./test-support.ts";
 
 let time: Uint8Array;
@@ -65,6 +66,29 @@ describe("clocks, random, sleeping, poll_oneoff, sched_yield", () => {
       "event ud=9 type=0 err=28 flags=0",
       "poll none=28",
     ]);
+  });
+
+  it("polls a stdin pipe through the host: data ready at once, or the clock fires when it is empty", () => {
+    const [readEnd, writeEnd] = makePipe();
+    try {
+      writeFd(writeEnd, "abc");
+      expect(runWasi(time, { args: ["t", "pollstdin"], stdin: readEnd }).stdout).toBe(
+        "rc=0 n=1 ud=7 nbytes=3\n",
+      );
+      const [emptyRead, emptyWrite] = makePipe();
+      try {
+        const started = performance.now();
+        const result = runWasi(time, { args: ["t", "pollstdin"], stdin: emptyRead });
+        expect(result.stdout).toBe("rc=0 n=1 ud=8 nbytes=0\n");
+        expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+      } finally {
+        closeFd(emptyRead);
+        closeFd(emptyWrite);
+      }
+    } finally {
+      closeFd(readEnd);
+      closeFd(writeEnd);
+    }
   });
 
   it("uses an injected clock for time and for sleeping", () => {

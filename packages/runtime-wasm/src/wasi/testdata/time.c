@@ -119,12 +119,34 @@ static void poll_raw(void) {
   printf("poll none=%d\n", __wasi_poll_oneoff(subs, events, 0, &n));
 }
 
+// Waits up to 200 ms for stdin to become readable.
+static void poll_stdin(void) {
+  __wasi_subscription_t subs[2];
+  __wasi_event_t events[2];
+  __wasi_size_t n = 0;
+  memset(subs, 0, sizeof subs);
+  subs[0].userdata = 7;
+  subs[0].u.tag = __WASI_EVENTTYPE_FD_READ;
+  subs[0].u.u.fd_read.file_descriptor = 0;
+  subs[1].userdata = 8;
+  subs[1].u.tag = __WASI_EVENTTYPE_CLOCK;
+  subs[1].u.u.clock.id = __WASI_CLOCKID_MONOTONIC;
+  subs[1].u.u.clock.timeout = 200000000ULL;
+  int rc = __wasi_poll_oneoff(subs, events, 2, &n);
+  printf("rc=%d n=%u", rc, (unsigned)n);
+  for (unsigned i = 0; i < n; i++)
+    printf(" ud=%llu nbytes=%llu", (unsigned long long)events[i].userdata,
+           (unsigned long long)events[i].fd_readwrite.nbytes);
+  printf("\n");
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   if (strcmp(argv[1], "clocks") == 0) clocks();
   else if (strcmp(argv[1], "random") == 0) entropy();
   else if (strcmp(argv[1], "sleep") == 0) sleeping();
   else if (strcmp(argv[1], "poll") == 0) poll_raw();
+  else if (strcmp(argv[1], "pollstdin") == 0) poll_stdin();
   else if (strcmp(argv[1], "exit") == 0) __wasi_proc_exit((__wasi_exitcode_t)atoi(argv[2]));
   else if (strcmp(argv[1], "raise") == 0) printf("raise=%d\n", raw_proc_raise(15));
   else return 2;
