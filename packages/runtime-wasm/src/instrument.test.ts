@@ -5,7 +5,7 @@ import { FUEL_EXPORT } from "./protocol.ts";
 import { wat } from "./testing/wat.ts";
 
 interface Metered {
-  exports: WebAssembly.Exports;
+  exports: WebAssembly.Instance["exports"];
   refuels: bigint[];
   fuelLeft: () => bigint;
 }
