@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { isMagikError, type MagikErrorCode } from "@magikrun/spec";
+import { type Bundle, isMagikError, type MagikErrorCode } from "@magikrun/spec";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WasmRuntime } from "./runtime.ts";
 import { Scratch, WASI_STUB_URL } from "./testing/fixtures.ts";
@@ -83,8 +83,8 @@ describe("WasmRuntime lifecycle", () => {
     await runtime.create({ id: "dup", bundle });
     expect((await rejection(runtime.create({ id: "dup", bundle }))).code).toBe("ContainerAlreadyExists");
     expect((await rejection(runtime.create({ id: "../x", bundle }))).code).toBe("InvalidContainerId");
-    const oci = { kind: "microvm", path: "/x", rootfs: "/x", args: [], env: [], cwd: "/" } as const;
-    expect((await rejection(runtime.create({ id: "vm", bundle: oci }))).code).toBe("InvalidBundle");
+    const vm: Bundle = { kind: "microvm", path: "/x", rootfs: "/x", args: [], env: [], cwd: "/" };
+    expect((await rejection(runtime.create({ id: "vm", bundle: vm }))).code).toBe("InvalidBundle");
   });
 
   it("reports traps distinctly from exits", async () => {
