@@ -50,7 +50,8 @@ export class GuestView {
 
   /** A path or name argument: must be valid UTF-8 (EILSEQ) and free of NUL (EINVAL, as POSIX hosts report). */
   string(ptr: number, len: number): string {
-    const raw = this.slice(ptr, len);
+    // A copy: TextDecoder refuses views of shared memory, and the bytes must not change while decoded.
+    const raw = this.slice(ptr, len).slice();
     if (raw.includes(0)) fail(Errno.INVAL);
     try {
       return utf8.decode(raw);

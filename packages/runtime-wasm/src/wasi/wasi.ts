@@ -121,18 +121,27 @@ export class Wasi {
     return this.#imports;
   }
 
-  /** Binds the instance's exported memory; call before _start. */
-  bind(instance: WebAssembly.Instance): void {
-    const memory = instance.exports.memory;
-    if (!(memory instanceof WebAssembly.Memory)) {
+  /**
+   * Binds the memory WASI calls read and write: the instance's exported `memory`, or `memory` when the module
+   * imports its memory instead of exporting it. Call before _start.
+   */
+  bind(instance: WebAssembly.Instance, memory?: WebAssembly.Memory): void {
+    const chosen = memory ?? instance.exports.memory;
+    if (!(chosen instanceof WebAssembly.Memory)) {
       throw new MagikError("InvalidInput", "the module does not export its memory as `memory`");
     }
-    this.#memory = memory;
+    this.#memory = chosen;
+  }
+
+  #bindForEntry(instance: WebAssembly.Instance): void {
+    // An explicit bind (imported memory) stays; otherwise the exported memory is the one.
+    if (instance.exports.memory instanceof WebAssembly.Memory || this.#memory === undefined)
+      this.bind(instance);
   }
 
   /** Runs _start and returns the exit code: 0 when it returns, the proc_exit code when the guest exits. */
   start(instance: WebAssembly.Instance): number {
-    this.bind(instance);
+    this.#bindForEntry(instance);
     const entry = instance.exports._start;
     if (typeof entry !== "function") throw new MagikError("InvalidInput", "the module has no _start export");
     try {
@@ -146,7 +155,7 @@ export class Wasi {
 
   /** For reactors: runs _initialize when the module has one. */
   initialize(instance: WebAssembly.Instance): void {
-    this.bind(instance);
+    this.#bindForEntry(instance);
     const init = instance.exports._initialize;
     if (init === undefined) return;
     if (typeof init !== "function") throw new MagikError("InvalidInput", "_initialize is not a function");
@@ -162,7 +171,7 @@ export class Wasi {
     const ctx: WasiContext = {
       fds: this.#fds,
       mem: () => {
-        if (this.#memory === undefined) throw new WasiExitMissingMemory();
+        if (this.#memory === undefined) throw new MemoryNotBound();
         return new GuestView(this.#memory);
       },
     };
@@ -246,7 +255,7 @@ export class Wasi {
 }
 
 /** A call arrived before `bind`: a host bug, surfaced as a trap rather than an errno. */
-class WasiExitMissingMemory extends Error {
+class MemoryNotBound extends Error {
   constructor() {
     super("WASI call before Wasi.bind(instance): no memory bound");
   }
