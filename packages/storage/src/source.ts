@@ -17,9 +17,16 @@ export interface ChunkReader {
 export function chunkReader(source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>): ChunkReader {
   if (source instanceof ReadableStream) {
     const reader = source.getReader();
+    let ahead: ReturnType<typeof reader.read> | undefined;
     return {
+      // One read stays in flight so the producer (network, disk) fills the next chunk while this one is hashed.
+      // Only for web streams: they hand over ownership of each chunk, while an async generator may refill the
+      // buffer it just yielded as soon as it is resumed.
       async next() {
-        const { done, value } = await reader.read();
+        const { done, value } = await (ahead ?? reader.read());
+        ahead = done ? undefined : reader.read();
+        // Nobody awaits it when the put fails first; its rejection must not surface as unhandled.
+        ahead?.catch(() => {});
         return done ? undefined : checkChunk(value);
       },
       cancel(reason) {

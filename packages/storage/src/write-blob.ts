@@ -1,9 +1,9 @@
-import { writeSync } from "node:fs";
-import { type FileHandle, link, mkdir, open, rename, unlink } from "node:fs/promises";
+import { link, mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
-import { type DigestAlgorithm, MagikError, toMagikError } from "@magikrun/spec";
+import { type DigestAlgorithm, MagikError } from "@magikrun/spec";
 import type { BlobLocation } from "./layout.ts";
 import type { ChunkReader } from "./source.ts";
+import { writeFailed, writeTempFile } from "./temp-writer.ts";
 
 /** What a written blob must match; checked while the bytes arrive, so a bad source is cut off early. */
 export interface WriteRules {
@@ -22,9 +22,6 @@ export interface WrittenBlob {
   digest: string;
   size: number;
 }
-
-// Blobs are immutable once committed; the writer's own fd stays writable regardless of this mode.
-const BLOB_MODE = 0o444;
 
 export function tooLarge(rules: WriteRules, value: number): MagikError {
   return new MagikError("ImageTooLarge", `blob exceeds the size limit of ${rules.maxSize} bytes`, {
@@ -48,12 +45,6 @@ export function cancelled(signal: AbortSignal): MagikError {
   return new MagikError("Cancelled", "put was cancelled", { cause: signal.reason });
 }
 
-function writeFailed(err: unknown, path: string): MagikError {
-  const error = toMagikError(err, "StorageWriteFailed", "writing a blob failed");
-  if (error.code === "StorageWriteFailed") error.details.path = path;
-  return error;
-}
-
 /** Hashes and checks every chunk as it is written to `tempPath`; the file is fsynced when this resolves. */
 export async function streamToTempFile(
   reader: ChunkReader,
@@ -72,7 +63,7 @@ export async function streamToTempFile(
   aborted?.catch(() => {});
   let size = 0;
   try {
-    return await withTempFile(tempPath, async (fd) => {
+    return await writeTempFile(tempPath, async (append) => {
       for (;;) {
         const chunk = await (aborted ? Promise.race([reader.next(), aborted]) : reader.next());
         if (chunk === undefined) break;
@@ -81,7 +72,7 @@ export async function streamToTempFile(
         if (rules.size !== undefined && size > rules.size)
           throw sizeMismatch(rules, `more than ${rules.size}`);
         hasher.update(chunk);
-        writeAll(fd, chunk, tempPath);
+        append(chunk);
         rules.onProgress?.(size);
       }
       if (signal?.aborted) throw cancelled(signal);
@@ -98,7 +89,7 @@ export async function streamToTempFile(
 
 /** Writes bytes already in memory (and already verified) to `tempPath`, fsynced. */
 export async function bytesToTempFile(bytes: Uint8Array, tempPath: string): Promise<void> {
-  await withTempFile(tempPath, (fd) => writeAll(fd, bytes, tempPath));
+  await writeTempFile(tempPath, (append) => append(bytes));
 }
 
 export function checkDigest(rules: WriteRules, actual: string, size: number): WrittenBlob {
@@ -108,48 +99,6 @@ export function checkDigest(rules: WriteRules, actual: string, size: number): Wr
     });
   }
   return { digest: actual, size };
-}
-
-/**
- * Creates the temp file exclusively, runs `write`, and fsyncs it. On any failure the temp file is removed, so a
- * refused or failed put leaves nothing behind.
- */
-async function withTempFile<T>(tempPath: string, write: (fd: number) => T | Promise<T>): Promise<T> {
-  let handle: FileHandle | undefined;
-  try {
-    try {
-      handle = await open(tempPath, "wx", BLOB_MODE);
-    } catch (err) {
-      throw writeFailed(err, tempPath);
-    }
-    const result = await write(handle.fd);
-    try {
-      await handle.sync();
-      const closing = handle;
-      handle = undefined;
-      await closing.close();
-    } catch (err) {
-      throw writeFailed(err, tempPath);
-    }
-    return result;
-  } catch (err) {
-    await handle?.close().catch(() => {});
-    await unlink(tempPath).catch(() => {});
-    throw err;
-  }
-}
-
-/**
- * Synchronous writes on purpose: a chunk lands in the page cache in well under a millisecond, while an async write
- * per chunk costs a thread-pool round trip that measurably slows the pull hot path.
- */
-function writeAll(fd: number, chunk: Uint8Array, path: string): void {
-  try {
-    let offset = 0;
-    while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
-  } catch (err) {
-    throw writeFailed(err, path);
-  }
 }
 
 // Filesystems without hard links; there rename (which replaces atomically) is the commit instead.
