@@ -1,4 +1,4 @@
-import { readdirSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { LayerPruner } from "./image-store.ts";
 import { chainIds } from "./layer-cache.ts";
@@ -9,7 +9,14 @@ import { LAYOUT } from "./types.ts";
  * image has is removed. Containers' root filesystems are not known here: callers that run containers must keep the
  * images of existing containers referenced (or not prune while they exist).
  */
-export function layerCachePruner(root: string, remove: (chainId: string) => void): LayerPruner {
+export function layerCachePruner(
+  root: string,
+  remove: (chainId: string) => void = (chainId) =>
+    rmSync(join(root, LAYOUT.layers, "sha256", chainId.slice("sha256:".length)), {
+      recursive: true,
+      force: true,
+    }),
+): LayerPruner {
   return async ({ images }) => {
     const keep = new Set<string>();
     for (const diffIds of images) for (const id of chainIds(diffIds)) keep.add(id);

@@ -130,15 +130,17 @@ async function readDescribed(
 }
 
 function referenceFor(d: Descriptor, options: ImportOptions, single: boolean): string | undefined {
-  if (options.reference !== undefined && single) return normalizeReference(options.reference);
+  const given = options.reference;
+  // A name with a tag or digest names the image outright; a bare repository may take the layout's tag.
+  if (given !== undefined && single && /(:[^/]*|@.*)$/.test(given)) return normalizeReference(given);
   const full = d.annotations?.[CONTAINERD_NAME];
-  if (full) return normalizeReference(full);
   const name = d.annotations?.[REF_NAME];
-  if (!name) return undefined;
-  if (/[/:@]/.test(name)) return normalizeReference(name);
-  // A bare tag, as `skopeo copy … oci:dir:tag` writes: it needs a repository from the caller.
-  if (options.reference === undefined) return undefined;
-  return normalizeReference(`${repositoryName(parseReference(options.reference))}:${name}`);
+  if (full) return normalizeReference(full);
+  if (name && /[/:@]/.test(name)) return normalizeReference(name);
+  if (given === undefined) return undefined;
+  // A bare tag, as `skopeo copy … oci:dir:tag` writes: it takes its repository from the caller.
+  if (name) return normalizeReference(`${repositoryName(parseReference(given))}:${name}`);
+  return single ? normalizeReference(given) : undefined;
 }
 
 async function importOciLayout(

@@ -5,6 +5,7 @@ export * from "./image-store-layers.ts";
 export * from "./import.ts";
 export * from "./platform.ts";
 export * from "./pull.ts";
+export * from "./pull-progress.ts";
 export * from "./reference.ts";
 export { type FetchedManifest, RegistryClient, type RegistryClientOptions } from "./registry/client.ts";
 export * from "./types.ts";

@@ -1,0 +1,126 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  buildBusyboxImage,
+  type FixtureImage,
+  hasBusybox,
+  hasRegistry,
+  makeBusyboxRootfs,
+  pushFixture,
+  startRegistry,
+  type TestRegistry,
+  writeOciLayout,
+} from "@magikrun/image/test-support";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+describe.skipIf(!hasBusybox() || !hasRegistry())(
+  "magikrun image (needs busybox-static and docker-registry)",
+  () => {
+    const work = mkdtempSync(join(tmpdir(), "magikrun-cli-image-"));
+    const root = join(work, "root");
+    let registry: TestRegistry;
+    let image: FixtureImage;
+
+    async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+      const proc = Bun.spawn(["bun", MAIN, "--root", root, ...args], {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
+      });
+      const [stdout, stderr, code] = await Promise.all([
+        new Response(proc.stdout).text(),
+        new Response(proc.stderr).text(),
+        proc.exited,
+      ]);
+      return { code, stdout, stderr };
+    }
+
+    beforeAll(async () => {
+      image = buildBusyboxImage({ workDir: join(work, "fx") });
+      registry = await startRegistry();
+      await pushFixture(registry, "test/busybox", "1", image);
+    });
+    afterAll(async () => {
+      await registry?.stop();
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    it("pulls with progress lines, lists, inspects, tags, removes and prunes", async () => {
+      const ref = `${registry.host}/test/busybox:1`;
+      const pulled = await cli("image", "pull", ref);
+      expect(pulled.code, pulled.stderr).toBe(0);
+      expect(pulled.stdout).toContain(image.manifest.digest);
+      // stderr is not a terminal here: one line per layer state instead of redrawn bars.
+      expect(pulled.stderr).toContain(`resolved ${ref} (linux/amd64)`);
+      expect(pulled.stderr).toContain(`${image.layers[0]!.digest.slice(7, 19)}: done`);
+
+      const again = await cli("--json", "image", "pull", ref);
+      expect(JSON.parse(again.stdout)).toMatchObject({ reference: ref, downloaded: [] });
+      expect(again.stderr).toBe("");
+
+      const ls = JSON.parse((await cli("--json", "image", "ls")).stdout);
+      expect(ls.map((r: { reference: string }) => r.reference)).toEqual([ref]);
+      const text = (await cli("image", "ls")).stdout;
+      expect(text).toMatch(/^REFERENCE\s+ID\s+PLATFORM/);
+      expect(text).toContain(image.manifest.digest.slice(7, 19));
+
+      const inspected = JSON.parse((await cli("image", "inspect", ref)).stdout);
+      expect(inspected.config.rootfs.diff_ids).toEqual([image.layers[0]!.diffId]);
+
+      expect((await cli("image", "tag", ref, "mine/busybox:v1")).stdout.trim()).toBe(
+        "docker.io/mine/busybox:v1",
+      );
+      const removed = JSON.parse(
+        (await cli("--json", "image", "rm", image.manifest.digest.slice(7, 19))).stdout,
+      );
+      expect(removed.length).toBe(2);
+      const pruned = JSON.parse((await cli("--json", "image", "prune")).stdout);
+      expect(pruned.blobsRemoved.length).toBe(3);
+    });
+
+    it("builds from a directory and imports a layout, without a registry", async () => {
+      const rootfs = join(work, "rootfs");
+      makeBusyboxRootfs(rootfs);
+      const built = await cli(
+        "--json",
+        "image",
+        "build-from-dir",
+        rootfs,
+        "--reference",
+        "local/bb:1",
+        "--cmd",
+        "/bin/sh",
+      );
+      expect(built.code, built.stderr).toBe(0);
+      const record = JSON.parse(built.stdout);
+      expect(record.reference).toBe("docker.io/local/bb:1");
+      const inspected = JSON.parse((await cli("image", "inspect", "local/bb:1")).stdout);
+      expect(inspected.config.config.Cmd).toEqual(["/bin/sh"]);
+
+      const layout = join(work, "layout");
+      writeOciLayout(layout, [{ fixture: image, refName: "v9" }]);
+      const imported = await cli("image", "import", layout, "--reference", "imported/bb");
+      expect(imported.code, imported.stderr).toBe(0);
+      expect(imported.stdout).toContain(`docker.io/imported/bb:v9 ${image.manifest.digest}`);
+    });
+
+    it("reports errors as JSON with stable codes and exit status", async () => {
+      const bad = await cli("--json", "image", "pull", "Bad/Ref");
+      expect(bad.code).toBe(1);
+      expect(JSON.parse(bad.stderr).error).toMatchObject({
+        code: "InvalidImageReference",
+        details: { part: "path" },
+      });
+      const missing = await cli("--json", "image", "inspect", "nope:1");
+      expect(JSON.parse(missing.stderr).error.code).toBe("ImageNotFound");
+      const usage = await cli("image", "pull", "--bogus");
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toContain("InvalidInput");
+      const badTimeout = await cli("image", "pull", "--timeout", "0", `${registry.host}/test/busybox:1`);
+      expect(badTimeout.code).toBe(2);
+    });
+  },
+);
