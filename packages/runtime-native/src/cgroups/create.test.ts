@@ -46,6 +46,7 @@ describe("createCgroup on v1 (fake fs)", () => {
     await again.join(1234);
     expect(fs.writes.filter(([p]) => p.endsWith("/cgroup.procs"))).toHaveLength(7);
     expect(() => openCgroup({ memory: "relative/path" }, fs)).toThrow(/not an absolute path/);
+    expect(() => openCgroup({ paths: cg.toJSON().paths, created: ["/etc"] }, fs)).toThrow(/not a parent/);
   });
 
   it("removes everything it created when a write fails, and reports the kernel's refusal", async () => {

@@ -260,8 +260,20 @@ export function openCgroup(
       });
     }
   }
-  return new CgroupHandle(
-    { paths: full.paths, created: Array.isArray(full.created) ? full.created : [] },
-    fs,
-  );
+  const created = Array.isArray(full.created) ? full.created : [];
+  const leaves = Object.values(full.paths);
+  for (const dir of created) {
+    // destroy() removes these, so a tampered state file must not point it anywhere but above the leaves.
+    if (typeof dir !== "string" || !leaves.some((leaf) => leaf.startsWith(`${dir}/`))) {
+      throw new MagikError(
+        "InvalidInput",
+        "saved cgroup state lists a directory that is not a parent of its cgroup",
+        {
+          details: { path: dir, paths: full.paths },
+          hint: "The container's state file is corrupt; delete the container with --force.",
+        },
+      );
+    }
+  }
+  return new CgroupHandle({ paths: full.paths, created }, fs);
 }

@@ -1,7 +1,7 @@
 import { isMagikError, type MagikError, type Seccomp, type SeccompArg } from "@magikrun/spec";
 import { describe, expect, it } from "vitest";
 import { SECCOMP_RET } from "./actions.ts";
-import { AUDIT_ARCH, X32_SYSCALL_BIT } from "./arch.ts";
+import { AUDIT_ARCH, abi, X32_SYSCALL_BIT } from "./arch.ts";
 import { decode } from "./bpf.ts";
 import { runSeccompBpf } from "./bpf-interpreter.ts";
 import { compileSeccomp, compileSeccompFilter } from "./compile.ts";
@@ -267,6 +267,24 @@ describe("program size", () => {
     expect(runSeccompBpf(program, { nr: PERSONALITY, arch: X64, args: [1119n] })).toBe(ALLOW);
     expect(runSeccompBpf(program, { nr: PERSONALITY, arch: X64, args: [1120n] })).toBe(EPERM);
     expect(runSeccompBpf(program, { nr: MKDIR, arch: X64 })).toBe(SECCOMP_RET.LOG);
+  });
+
+  it("fits an allow list of every syscall of all three x86 ABIs", () => {
+    const names = [...abi("SCMP_ARCH_X86_64").table.keys(), ...abi("SCMP_ARCH_X86").table.keys()];
+    const compiled = compileSeccompFilter(
+      {
+        defaultAction: "SCMP_ACT_ERRNO",
+        architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        syscalls: [{ names, action: "SCMP_ACT_ALLOW" }],
+      },
+      "x86_64",
+    );
+    expect(compiled.warnings).toEqual([]);
+    expect(decode(compiled.program).length).toBeLessThan(4096);
+    for (const [name, nr] of abi("SCMP_ARCH_X32").table) {
+      expect([name, runSeccompBpf(compiled.program, { nr, arch: X64 })]).toEqual([name, ALLOW]);
+    }
+    expect(runSeccompBpf(compiled.program, { nr: 999, arch: X64 })).toBe(EPERM);
   });
 
   it("refuses programs over the kernel's 4096 instructions", () => {

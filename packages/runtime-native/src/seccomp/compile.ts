@@ -84,6 +84,9 @@ export function compileSeccompFilter(seccomp: Seccomp, arch: NativeArch): Compil
   );
   const abis = selectAbis(arch, seccomp.architectures, warnings);
   const flags = filterFlags(seccomp.flags, warnings);
+  if (seccomp.listenerPath !== undefined && seccomp.listenerPath !== "") {
+    warnings.push("linux.seccomp.listenerPath is ignored: magikrun does not support SCMP_ACT_NOTIFY");
+  }
 
   const rules: Rule[] = [];
   for (const [i, entry] of (seccomp.syscalls ?? []).entries()) {
