@@ -302,6 +302,18 @@ describe("program size", () => {
     expect(e.details.max).toBe(4096);
   });
 
+  it("accepts libseccomp architecture names, refuses others, and reports warnings", () => {
+    const seen: string[] = [];
+    const profile: Seccomp = {
+      defaultAction: "SCMP_ACT_ALLOW",
+      syscalls: [{ names: ["frobnicate"], action: "SCMP_ACT_ERRNO" }],
+    };
+    const byName = compileSeccomp(profile, "SCMP_ARCH_X86_64", (m) => seen.push(m));
+    expect(byName).toEqual(compileSeccomp(profile, "x86_64", () => {}));
+    expect(seen).toEqual(["seccomp: syscalls unknown on x86_64 are ignored: frobnicate"]);
+    expect(error(() => compileSeccomp(profile, "riscv64" as "x86_64")).code).toBe("NotSupported");
+  });
+
   it("compiles for aarch64 with its own numbers and audit arch", () => {
     const program = compileSeccomp(
       { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdirat"], action: "SCMP_ACT_ERRNO" }] },

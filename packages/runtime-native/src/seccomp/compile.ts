@@ -75,7 +75,8 @@ function emitAbi(b: BpfBuilder, abi: SyscallAbi, rules: readonly Rule[], default
  * would for runc: the architecture is checked first (unknown ones are killed), x32 syscalls on x86-64 are told
  * apart by __X32_SYSCALL_BIT, and syscalls no rule matches get the default action.
  */
-export function compileSeccompFilter(seccomp: Seccomp, arch: NativeArch): CompiledSeccomp {
+export function compileSeccompFilter(seccomp: Seccomp, target: ArchName): CompiledSeccomp {
+  const arch = toNativeArch(target);
   const warnings: string[] = [];
   const defaultRet = actionValue(
     seccomp.defaultAction,
@@ -137,8 +138,34 @@ export function compileSeccompFilter(seccomp: Seccomp, arch: NativeArch): Compil
 }
 
 /** The BPF program alone; see compileSeccompFilter for flags and warnings. */
-export function compileSeccomp(seccomp: Seccomp, arch: NativeArch): Uint8Array {
-  return compileSeccompFilter(seccomp, arch).program;
+/**
+ * The BPF program alone; see compileSeccompFilter for the flags. Warnings go to `onWarning`, by default to
+ * stderr, as runc logs them.
+ */
+export function compileSeccomp(
+  seccomp: Seccomp,
+  arch: ArchName,
+  onWarning: (message: string) => void = (m) => console.warn(`magikrun: warning: ${m}`),
+): Uint8Array {
+  const { program, warnings } = compileSeccompFilter(seccomp, arch);
+  for (const warning of warnings) onWarning(warning);
+  return program;
+}
+
+/** A host architecture, by its kernel name or its libseccomp name. */
+export type ArchName = NativeArch | "SCMP_ARCH_X86_64" | "SCMP_ARCH_AARCH64";
+
+function toNativeArch(name: string): NativeArch {
+  if (name === "x86_64" || name === "SCMP_ARCH_X86_64") return "x86_64";
+  if (name === "aarch64" || name === "SCMP_ARCH_AARCH64") return "aarch64";
+  throw new MagikError(
+    "NotSupported",
+    `seccomp filters cannot be built for architecture ${JSON.stringify(name)}`,
+    {
+      details: { arch: name },
+      hint: "magikrun compiles seccomp filters for x86_64 and aarch64 hosts.",
+    },
+  );
 }
 
 /** The architecture of the running process, for compileSeccomp. */
