@@ -38,6 +38,7 @@ describe.skipIf(!available)(`pull from docker-registry (${available ? "" : reaso
   let token: TestRegistry;
   const fixtures: Record<string, FixtureImage> = {};
   let multi: FixtureIndex;
+  let dockerList: FixtureIndex;
   let storeCount = 0;
   const newStore = () => ImageStore.open(join(work, `store-${storeCount++}`));
 
@@ -52,6 +53,7 @@ describe.skipIf(!available)(`pull from docker-registry (${available ? "" : reaso
     fixtures.docker = buildBusyboxImage({ workDir: fx("docker"), format: "docker" });
     fixtures.layered = buildLayeredBusyboxImage({ workDir: fx("layered") });
     multi = buildMultiPlatformBusybox({ workDir: fx("multi") });
+    dockerList = buildMultiPlatformBusybox({ workDir: fx("docker-list"), format: "docker" });
     [open, basic, token] = await Promise.all([
       startRegistry(),
       startRegistry({ auth: "basic" }),
@@ -59,6 +61,7 @@ describe.skipIf(!available)(`pull from docker-registry (${available ? "" : reaso
     ]);
     for (const [tag, image] of Object.entries(fixtures)) await pushFixture(open, "test/busybox", tag, image);
     await pushFixture(open, "test/multi", "latest", multi);
+    await pushFixture(open, "test/multi", "docker", dockerList);
     await pushFixture(basic, "private/busybox", "1", fixtures.gzip!);
     await pushFixture(token, "private/busybox", "1", fixtures.gzip!);
   });
@@ -135,6 +138,16 @@ describe.skipIf(!available)(`pull from docker-registry (${available ? "" : reaso
     const err = await pullImage(ref, { store, dockerConfig: false, platform: "linux/s390x" }).catch((e) => e);
     expect(isMagikError(err, "ImageNotFound")).toBe(true);
     expect(err.details.available).toEqual(["linux/arm/v7", "linux/arm64/v8", "linux/amd64"]);
+    // A Docker manifest list works the same way.
+    const fromList = await pullImage(`${open.host}/test/multi:docker`, {
+      store,
+      dockerConfig: false,
+      platform: "linux/arm64",
+    });
+    expect(fromList.record).toMatchObject({
+      indexDigest: dockerList.index.digest,
+      mediaType: MediaTypes.dockerManifest,
+    });
     // By index digest too.
     const byIndex = await pullImage(`${open.host}/test/multi@${multi.index.digest}`, {
       store,

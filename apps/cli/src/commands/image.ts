@@ -11,6 +11,7 @@ import {
   importImage,
   layerCachePruner,
   PullProgressRenderer,
+  parseReference,
   pullImage,
   type RegistryCredentials,
 } from "@magikrun/image";
@@ -135,7 +136,7 @@ async function pull(args: string[], globals: GlobalOptions): Promise<number> {
       store,
       signal: controller.signal,
       ...(values.platform !== undefined ? { platform: values.platform as string } : {}),
-      ...(values.insecure ? { insecureRegistries: [reference!.split("/")[0]!] } : {}),
+      ...(values.insecure ? { insecureRegistries: [parseReference(reference!).domain] } : {}),
       ...(credentials ? { credentials } : {}),
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(showProgress ? { onProgress: renderer.onProgress } : {}),

@@ -157,7 +157,8 @@ export function buildLayeredBusyboxImage(options: BusyboxImageOptions): FixtureI
 export function buildMultiPlatformBusybox(options: BusyboxImageOptions): FixtureIndex {
   const amd64 = buildBusyboxImage({ ...options, architecture: "amd64" });
   const layer = amd64.layers[0]!;
-  const arm64 = makeImage([layer], { ...options, architecture: "arm64", variant: "v8" });
-  const arm = makeImage([layer], { ...options, architecture: "arm", variant: "v7" });
-  return makeIndex([arm, arm64, amd64], options.format ?? "oci");
+  const format = options.format ?? "oci";
+  const arm64 = makeImage([layer], { ...options, architecture: "arm64", variant: "v8" }, format);
+  const arm = makeImage([layer], { ...options, architecture: "arm", variant: "v7" }, format);
+  return makeIndex([arm, arm64, amd64], format);
 }
