@@ -1,11 +1,17 @@
 export * from "./build-from-dir.ts";
+export * from "./bundle/bundle-builder.ts";
+export { buildOciConfig, type ContainerOverrides, mergeEnv, processSpec } from "./bundle/oci-config.ts";
+export { type ResolvedUser, resolveUser } from "./bundle/user.ts";
 export * from "./docker-config.ts";
 export * from "./image-store.ts";
 export * from "./image-store-layers.ts";
 export * from "./import.ts";
+export * from "./layer-cache.ts";
 export * from "./platform.ts";
 export * from "./pull.ts";
 export * from "./pull-progress.ts";
 export * from "./reference.ts";
 export { type FetchedManifest, RegistryClient, type RegistryClientOptions } from "./registry/client.ts";
+export * from "./rootfs.ts";
+export * from "./tar-writer.ts";
 export * from "./types.ts";

@@ -7,7 +7,7 @@ import type { TarEntry } from "../tar-writer.ts";
 import { BUSYBOX_PATH, hasBusybox } from "../test-support/busybox.ts";
 import { jsonBlob } from "../test-support/fixture.ts";
 import type { ResolvedImage } from "../types.ts";
-import { makeTestRoot, storeFixture, storeLayers, type TestRoot } from "../unpack/test-image.ts";
+import { makeTestRoot, storeLayers, type TestRoot } from "../unpack/test-image.ts";
 import { BundleBuilder } from "./bundle-builder.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, defaultMounts } from "./runc-defaults.ts";
 

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { isMagikError, type MagikErrorCode } from "@magikrun/spec";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { setOpenat2Available } from "../fs-native.ts";
 import { LayerCache } from "../layer-cache.ts";
 import { type TarEntry, tarBytes } from "../tar-writer.ts";
 import { makeImage, makeLayer } from "../test-support/fixture.ts";
@@ -22,7 +23,10 @@ beforeEach(async () => {
   fs.mkdirSync(outside);
   fs.writeFileSync(path.join(outside, "keep"), "host file");
 });
-afterEach(() => root.cleanup());
+afterEach(() => {
+  setOpenat2Available(undefined);
+  root.cleanup();
+});
 
 function cache(limits: Record<string, number> = {}): LayerCache {
   return new LayerCache(root.dir, root.store, { limits });
@@ -159,6 +163,28 @@ describe("symlinks", () => {
     ]);
     expect(fs.lstatSync(path.join(dir, "x")).isFile()).toBe(true);
     expect(fs.readFileSync(path.join(dir, "x"), "utf8")).toBe("second");
+  });
+});
+
+describe("without openat2 (component-wise O_NOFOLLOW walk)", () => {
+  it("keeps the same guarantees", async () => {
+    setOpenat2Available(false);
+    const dir = await unpackTop([
+      [
+        { type: "symlink", path: "usr/esc", target: outside },
+        { type: "symlink", path: "up", target: "../../.." },
+      ],
+      [
+        file("usr/esc/pwned"),
+        file(`up${outside}/also`),
+        file("x"),
+        { type: "symlink", path: "x", target: outside },
+        file("x"),
+      ],
+    ]);
+    expect(fs.existsSync(path.join(dir, outside, "pwned"))).toBe(true);
+    expect(fs.existsSync(path.join(dir, outside, "also"))).toBe(true);
+    expect(fs.lstatSync(path.join(dir, "x")).isFile()).toBe(true);
   });
 });
 
