@@ -274,6 +274,8 @@ static int run_op(struct ctx *c, struct rec *r) {
       if (dfd >= 0) {
         unlinkat(dfd, slash ? slash + 1 : s[0], 0);
         rc = mknodat(dfd, slash ? slash + 1 : s[0], (mode_t)a[0], makedev(a[1], a[2]));
+        /* mknod applies the umask; the mode in config.json is the mode the node gets */
+        if (rc == 0) rc = fchmodat(dfd, slash ? slash + 1 : s[0], (mode_t)a[0] & 07777, 0);
         if (rc == 0) rc = fchownat(dfd, slash ? slash + 1 : s[0], (uid_t)a[3], (gid_t)a[4], AT_SYMLINK_NOFOLLOW);
         close(dfd);
       }

@@ -231,21 +231,23 @@ export function planProcess(proc: Process, inputs: ProcessPlanInputs, add: Add, 
   }
   const caps = proc.capabilities;
   const mask = (names: readonly string[] | undefined) => inputs.capabilityMask(names ?? []);
+  const env = proc.env ?? [];
+  const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "/usr/local/bin:/usr/bin:/bin";
+  const program = proc.args[0]!;
+  // cwd and program are checked while still root so that `create` reports them; the exec fifo is also opened
+  // as root, because /proc/self/fd of a non-dumpable process is not reachable by other uids.
+  add(OP.CHDIR, `change directory to ${proc.cwd}`, [], [proc.cwd]);
+  add(OP.FIND_EXEC, `find executable ${program}`, [], [program, path]);
+  if (inputs.fifoFd !== undefined) {
+    add(OP.READY, "report ready");
+    add(OP.FIFO_WAIT, "wait for start on the exec fifo", [inputs.fifoFd]);
+  }
   add(OP.CAPS_BOUNDING, "drop capabilities from the bounding set", [mask(caps?.bounding), inputs.lastCap]);
   add(OP.KEEPCAPS, "keep capabilities across the uid change", [1]);
   add(OP.SETGROUPS, "set additional groups", proc.user.additionalGids ?? []);
   add(OP.SETRESGID, `set gid ${proc.user.gid}`, [proc.user.gid]);
   add(OP.SETRESUID, `set uid ${proc.user.uid}`, [proc.user.uid]);
   if (proc.user.umask !== undefined) add(OP.UMASK, "set umask", [proc.user.umask]);
-  add(OP.CHDIR, `change directory to ${proc.cwd}`, [], [proc.cwd]);
-  const env = proc.env ?? [];
-  const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "/usr/local/bin:/usr/bin:/bin";
-  const program = proc.args[0]!;
-  add(OP.FIND_EXEC, `find executable ${program}`, [], [program, path]);
-  if (inputs.fifoFd !== undefined) {
-    add(OP.READY, "report ready");
-    add(OP.FIFO_WAIT, "wait for start on the exec fifo", [inputs.fifoFd]);
-  }
   const seccomp = inputs.seccompProgram;
   const seccompOp = () => {
     if (!seccomp) return;

@@ -67,7 +67,7 @@ export function resolveRootfs(bundlePath: string, config: RuntimeConfig): string
   return real;
 }
 
-function openStdio(
+export function openStdio(
   ctx: RuntimeContext,
   target: StdioTarget | undefined,
   fdNo: number,
@@ -178,7 +178,13 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       openStdio(ctx, options.stdio?.stdout, 1, opened),
       openStdio(ctx, options.stdio?.stderr, 2, opened),
     ];
-    const plan: LaunchPlan = planLaunch({ ...planInputs, joinFds, fifoFd, stdioFds });
+    const plan: LaunchPlan = planLaunch({
+      ...planInputs,
+      joinFds,
+      fifoFd,
+      stdioFds,
+      cgroupBinds: cgroupBinds(cgroup.paths),
+    });
     const deadline = Date.now() + ctx.limits.CONTAINER_START_TIMEOUT_MS;
     const handle = cgroup;
     const launched = await launch(sys, {
@@ -231,6 +237,17 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
   } finally {
     for (const fd of opened) sys.close(fd);
   }
+}
+
+/** The container's own cgroup directories, named as their hierarchies are under /sys/fs/cgroup. */
+function cgroupBinds(paths: Readonly<Record<string, string>>): { name: string; hostPath: string }[] {
+  const binds = new Map<string, string>();
+  for (const dir of Object.values(paths)) {
+    if (!dir.startsWith("/sys/fs/cgroup/")) continue;
+    const name = dir.slice("/sys/fs/cgroup/".length).split("/")[0];
+    if (name && !binds.has(name)) binds.set(name, dir);
+  }
+  return [...binds].map(([name, hostPath]) => ({ name, hostPath }));
 }
 
 /** Device rules every container gets after its own (runc's AllowedDevices), and one per linux.devices entry. */

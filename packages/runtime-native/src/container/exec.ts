@@ -6,7 +6,7 @@ import { type Add, planProcess } from "../launch-plan.ts";
 import { OP, type PlannedOp } from "../plan-encoder.ts";
 import { errnoName, O } from "../syscall.ts";
 import type { RuntimeContext } from "./context.ts";
-import { readLastCap } from "./create.ts";
+import { openStdio, readLastCap } from "./create.ts";
 import { launch } from "./launch.ts";
 
 /** /proc/<pid>/ns file names, in the order they are joined (user first: it grants the rights for the rest). */
@@ -91,7 +91,11 @@ export async function execInContainer(
     const pidNsFd = namespaces.has("pid") ? openOrThrow(`/proc/${stored.pid}/ns/pid`) : -1;
     add(OP.SYNC_WAIT, "wait for the runtime (cgroup)");
     const seccompProgram = linux.seccomp ? await compileSeccompProgram(linux.seccomp) : undefined;
-    const stdioFds: [number, number, number] = [0, 1, 2];
+    const stdioFds: [number, number, number] = [
+      openStdio(ctx, options.stdio?.stdin, 0, opened),
+      openStdio(ctx, options.stdio?.stdout, 1, opened),
+      openStdio(ctx, options.stdio?.stderr, 2, opened),
+    ];
     planProcess(
       proc,
       {

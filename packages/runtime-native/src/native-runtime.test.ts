@@ -1,0 +1,175 @@
+import { readFileSync } from "node:fs";
+import { isMagikError, type RuntimeConfig } from "@magikrun/spec";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadBundle, NativeRuntime } from "./native-runtime.ts";
+import { haveBusybox, makeBundle, makeStateRoot, uniqueId } from "./test-support/busybox-bundle.ts";
+import { isRoot, leftovers, runToExit } from "./test-support/run.ts";
+
+const skip = !isRoot ? "needs root" : !haveBusybox() ? "needs busybox-static at /bin/busybox" : "";
+
+/** Until the capability table lands, containers run without capabilities unless a test sets them. */
+const noCaps = (c: RuntimeConfig) => {
+  delete c.process!.capabilities;
+};
+
+describe.skipIf(skip !== "")(`NativeRuntime lifecycle${skip ? ` (skipped: ${skip})` : ""}`, () => {
+  const state = makeStateRoot();
+  const rt = new NativeRuntime({ root: state.root, onWarning: () => {} });
+  afterAll(() => state.cleanup());
+
+  it("goes created → running → stopped and reports the exit code, leaving nothing behind", async () => {
+    // pid 1 of a pid namespace only gets the signals it handles: trap TERM, as a real init would.
+    const bundle = makeBundle(["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"], noCaps);
+    const id = uniqueId();
+    try {
+      const created = await rt.create({ id, bundle: loadBundle(bundle.dir) });
+      expect(created.status).toBe("created");
+      expect(created.pid).toBeGreaterThan(0);
+      expect((await rt.state(id)).status).toBe("created");
+      await rt.start(id);
+      expect((await rt.state(id)).status).toBe("running");
+      await expect(rt.start(id)).rejects.toMatchObject({ code: "InvalidState" });
+      await expect(rt.delete(id)).rejects.toMatchObject({ code: "DeleteFailed" });
+      await rt.kill(id, "TERM");
+      const exit = await rt.wait(id);
+      expect(exit).toEqual({ code: 42, reason: "exited" });
+      const stopped = await rt.state(id);
+      expect(stopped.status).toBe("stopped");
+      expect(stopped.pid).toBeUndefined();
+      await rt.delete(id);
+      expect(leftovers(state.root, id)).toEqual([]);
+      await expect(rt.state(id)).rejects.toMatchObject({ code: "ContainerNotFound" });
+    } finally {
+      bundle.cleanup();
+    }
+  });
+
+  it("runs the process with the configured hostname, user, groups, cwd, env, umask and rlimits", async () => {
+    const { exit, stdout } = await runToExit(
+      rt,
+      ["sh", "-c", "hostname; id -u; id -g; id -G; pwd; echo $GREETING; umask; ulimit -n"],
+      (c) => {
+        noCaps(c);
+        c.hostname = "box-1";
+        c.process!.user = { uid: 1000, gid: 1000, additionalGids: [2000, 3000], umask: 0o027 };
+        c.process!.cwd = "/home/user";
+        c.process!.env!.push("GREETING=hi there");
+        c.process!.rlimits = [{ type: "RLIMIT_NOFILE", soft: 321, hard: 1024 }];
+      },
+    );
+    expect(exit).toEqual({ code: 0, reason: "exited" });
+    expect(stdout.split("\n")).toEqual([
+      "box-1",
+      "1000",
+      "1000",
+      "1000 2000 3000",
+      "/home/user",
+      "hi there",
+      "0027",
+      "321",
+      "",
+    ]);
+  });
+
+  it("gives the container its own pid namespace, a read-only root, masked and read-only paths", async () => {
+    const { stdout } = await runToExit(
+      rt,
+      [
+        "sh",
+        "-c",
+        "echo $$; touch /x 2>/dev/null && echo root-writable || echo root-ro; " +
+          "wc -c < /proc/keys; echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-ro; " +
+          "grep -c ' / ro,' /proc/self/mountinfo; stat -c '%A %t:%T' /dev/null /dev/zero /dev/urandom /dev/tty",
+      ],
+      noCaps,
+    );
+    expect(stdout.split("\n")).toEqual([
+      "1",
+      "root-ro",
+      "0",
+      "sys-ro",
+      "1",
+      "crw-rw-rw- 1:3",
+      "crw-rw-rw- 1:5",
+      "crw-rw-rw- 1:9",
+      "crw-rw-rw- 5:0",
+      "",
+    ]);
+  });
+
+  it("exec joins a running container and returns the exec'd process's exit code", async () => {
+    const bundle = makeBundle(["sleep", "30"], (c) => {
+      noCaps(c);
+      c.hostname = "exec-target";
+    });
+    const id = uniqueId();
+    try {
+      await rt.create({ id, bundle: loadBundle(bundle.dir) });
+      await rt.start(id);
+      const out = `${bundle.dir}/exec.out`;
+      const result = await rt.exec(id, {
+        process: {
+          args: ["sh", "-c", "hostname; echo $$; cat /proc/1/cmdline | tr '\\0' ' '; exit 5"],
+          cwd: "/tmp",
+        },
+        stdio: { stdout: { path: out } },
+      });
+      expect(result.pid).toBeGreaterThan(0);
+      expect(await result.exit).toMatchObject({ code: 5 });
+      const [hostname, pid, init] = readFileSync(out, "utf8").split("\n");
+      expect(hostname).toBe("exec-target");
+      expect(Number(pid)).toBeGreaterThan(1);
+      expect(init).toBe("sleep 30 ");
+      await rt.delete(id, { force: true });
+      expect(leftovers(state.root, id)).toEqual([]);
+    } finally {
+      bundle.cleanup();
+    }
+  });
+
+  it("pauses and resumes through the freezer", async () => {
+    const bundle = makeBundle(["sleep", "30"], noCaps);
+    const id = uniqueId();
+    try {
+      await rt.create({ id, bundle: loadBundle(bundle.dir) });
+      await rt.start(id);
+      await rt.pause(id);
+      expect((await rt.state(id)).status).toBe("paused");
+      const pid = (await rt.state(id)).pid!;
+      expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/State:\s+[DS]/);
+      await expect(rt.pause(id)).rejects.toMatchObject({ code: "InvalidState" });
+      await rt.resume(id);
+      expect((await rt.state(id)).status).toBe("running");
+      await rt.delete(id, { force: true });
+      expect(leftovers(state.root, id)).toEqual([]);
+    } finally {
+      bundle.cleanup();
+    }
+  });
+
+  it("checks ids, duplicates and MAX_CONTAINERS before creating anything", async () => {
+    const bundle = makeBundle(["true"], noCaps);
+    const limited = new NativeRuntime({ root: `${state.root}/limited`, limits: { MAX_CONTAINERS: 1 } });
+    const id = uniqueId();
+    try {
+      await expect(limited.create({ id: "../evil", bundle: loadBundle(bundle.dir) })).rejects.toMatchObject({
+        code: "InvalidContainerId",
+        details: { id: "../evil" },
+      });
+      await limited.create({ id, bundle: loadBundle(bundle.dir) });
+      await expect(limited.create({ id, bundle: loadBundle(bundle.dir) })).rejects.toMatchObject({
+        code: "ContainerAlreadyExists",
+      });
+      const second = uniqueId();
+      const err = await limited.create({ id: second, bundle: loadBundle(bundle.dir) }).catch((e) => e);
+      expect(isMagikError(err, "ResourceExhausted")).toBe(true);
+      expect(err.details).toMatchObject({ limit: "MAX_CONTAINERS", max: 1 });
+      expect(leftovers(`${state.root}/limited`, second)).toEqual([]);
+      expect((await limited.list()).map((s) => s.id)).toEqual([id]);
+      await limited.delete(id);
+      expect(leftovers(`${state.root}/limited`, id)).toEqual([]);
+    } finally {
+      bundle.cleanup();
+    }
+  });
+});

@@ -1,0 +1,60 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import type { ExitStatus, RuntimeConfig } from "@magikrun/spec";
+import { loadBundle, type NativeRuntime } from "../native-runtime.ts";
+import { makeBundle, uniqueId } from "./busybox-bundle.ts";
+
+export const isRoot = process.getuid?.() === 0;
+
+/** Runs `args` in a fresh busybox container to completion; returns its exit status and output. */
+export async function runToExit(
+  rt: NativeRuntime,
+  args: string[],
+  edit?: (config: RuntimeConfig) => void,
+): Promise<{ exit: ExitStatus; stdout: string; stderr: string; id: string }> {
+  const bundle = makeBundle(args, edit);
+  const id = uniqueId();
+  try {
+    await rt.create({
+      id,
+      bundle: loadBundle(bundle.dir),
+      stdio: {
+        stdin: "ignore",
+        stdout: { path: `${bundle.dir}/stdout` },
+        stderr: { path: `${bundle.dir}/stderr` },
+      },
+    });
+    await rt.start(id);
+    const exit = await rt.wait(id);
+    await rt.delete(id);
+    return {
+      exit,
+      id,
+      stdout: readFileSync(`${bundle.dir}/stdout`, "utf8"),
+      stderr: readFileSync(`${bundle.dir}/stderr`, "utf8"),
+    };
+  } finally {
+    bundle.cleanup();
+  }
+}
+
+/** Host-side leftovers of a container: state dir, cgroup dirs named after it, mounts naming it. */
+export function leftovers(root: string, id: string): string[] {
+  const found: string[] = [];
+  if (existsSync(`${root}/${id}`)) found.push(`${root}/${id}`);
+  for (const hierarchy of safeReaddir("/sys/fs/cgroup")) {
+    const dir = `/sys/fs/cgroup/${hierarchy}/magikrun/${id}`;
+    if (existsSync(dir)) found.push(dir);
+  }
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    if (line.includes(id)) found.push(`mount: ${line}`);
+  }
+  return found;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
