@@ -108,6 +108,19 @@ describe.skipIf(!hasBusybox())("importImage (needs busybox-static)", () => {
       "docker.io/library/busybox:saved",
       "docker.io/other/name:x",
     ]);
+    const gzipped = join(work, "docker-save.tar.gz");
+    writeFileSync(gzipped, Bun.gzipSync(await Bun.file(archive).bytes()));
+    const fromGzip = await importImage(gzipped, { store: await newStore() });
+    expect(fromGzip.records.map((r) => r.manifestDigest)).toEqual(
+      result.records.map((r) => r.manifestDigest),
+    );
+    const bomb = join(work, "bomb.tar.gz");
+    writeFileSync(bomb, Bun.gzipSync(new Uint8Array(4 << 20)));
+    const bombStore = await newStore();
+    expect(
+      (await errorOf(importImage(bomb, { store: bombStore, limits: { MAX_ROOTFS_SIZE: 1 << 20 } }))).code,
+    ).toBe("ImageTooLarge");
+    expect(await bombStore.blobs.list()).toEqual([]);
     const image = await store.resolve("busybox:saved");
     expect(image.manifest.layers[0]!.digest).toBe(plain.layers[0]!.diffId);
     expect(image.configDigest).toBe(plain.config.digest);

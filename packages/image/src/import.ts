@@ -1,4 +1,6 @@
-import { lstatSync } from "node:fs";
+import { lstatSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   type Descriptor,
   ImageConfig,
@@ -79,9 +81,10 @@ export async function importImage(path: string, options: ImportOptions): Promise
   if (!st) {
     throw new MagikError("InvalidInput", `${path} does not exist`, { details: { path } });
   }
-  const source = st.isDirectory() ? directorySource(path) : await tarFileSource(path);
+  const gunzipped = st.isDirectory() ? undefined : await gunzipIfCompressed(path, limits);
   const writer = new BlobWriter(options.store, limits);
   try {
+    const source = st.isDirectory() ? directorySource(path) : await tarFileSource(gunzipped ?? path);
     let result: ImportResult;
     if (source.has("index.json") && source.has("oci-layout")) {
       const records = await importOciLayout(source, options, limits, writer);
@@ -102,6 +105,47 @@ export async function importImage(path: string, options: ImportOptions): Promise
   } catch (err) {
     await writer.rollback();
     throw err;
+  } finally {
+    if (gunzipped) rmSync(gunzipped, { force: true });
+  }
+}
+
+/**
+ * `docker save | gzip` archives: decompressed to a temp file first (members are then read in place), refusing
+ * more than MAX_ROOTFS_SIZE of output so a gzip bomb cannot fill the disk.
+ */
+async function gunzipIfCompressed(path: string, limits: Limits): Promise<string | undefined> {
+  const magic = await Bun.file(path).slice(0, 2).bytes();
+  if (magic[0] !== 0x1f || magic[1] !== 0x8b) return undefined;
+  const out = join(tmpdir(), `magikrun-import-${process.pid}-${crypto.randomUUID()}.tar`);
+  let total = 0;
+  const limit = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      total += chunk.length;
+      if (total > limits.MAX_ROOTFS_SIZE) {
+        controller.error(
+          new MagikError("ImageTooLarge", `${path} decompresses to more than MAX_ROOTFS_SIZE`, {
+            details: { path, limit: "MAX_ROOTFS_SIZE", max: limits.MAX_ROOTFS_SIZE },
+          }),
+        );
+        return;
+      }
+      controller.enqueue(chunk);
+    },
+  });
+  try {
+    const stream = Bun.file(path)
+      .stream()
+      .pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>)
+      .pipeThrough(limit);
+    await Bun.write(out, new Response(stream));
+    return out;
+  } catch (err) {
+    rmSync(out, { force: true });
+    if (err instanceof MagikError) throw err;
+    throw new MagikError("InvalidInput", `${path} is not a valid gzip archive: ${(err as Error).message}`, {
+      details: { path },
+    });
   }
 }
 
