@@ -45,7 +45,7 @@ export type MagikErrorDetails = Record<string, unknown>;
 const DEFAULT_HINTS: Record<MagikErrorCode, string> = {
   ContainerNotFound: "List containers with `magikrun list`; check --root if you use a non-default state dir.",
   ContainerAlreadyExists: "Choose another id, or delete the existing container first.",
-  InvalidContainerId: "Ids are 1-128 characters of [A-Za-z0-9_.-] and must not start with '.' or '-'.",
+  InvalidContainerId: "Ids are 1-128 characters of [A-Za-z0-9_.+-] and start with a letter, digit or '_'.",
   InvalidState: "Check the container's status with `magikrun state <id>`.",
   ResourceExhausted: "A configured limit was reached; raise it explicitly or free resources.",
   CreateFailed: "The failing step and errno are in details; check the bundle's config.json.",

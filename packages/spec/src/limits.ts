@@ -45,7 +45,8 @@ export function resolveLimits(overrides: Partial<Record<string, number>> = {}): 
   const overridden: LimitName[] = [];
   for (const [name, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
-    if (!(name in DEFAULT_LIMITS)) {
+    // Own keys only: `in` would accept Object.prototype members such as "toString" as limit names.
+    if (!Object.hasOwn(DEFAULT_LIMITS, name)) {
       throw new MagikError("InvalidInput", `unknown limit ${JSON.stringify(name)}`, {
         details: { limit: name, known: Object.keys(DEFAULT_LIMITS) },
       });

@@ -45,7 +45,8 @@ const LAYER_COMPRESSION: Record<string, LayerCompression> = {
 
 /** Compression of a filesystem layer media type, or undefined when it is not a tar layer. */
 export function layerCompression(mediaType: string): LayerCompression | undefined {
-  return LAYER_COMPRESSION[mediaType];
+  // Own keys only: a registry-supplied "toString" or "constructor" must not find Object.prototype's members.
+  return Object.hasOwn(LAYER_COMPRESSION, mediaType) ? LAYER_COMPRESSION[mediaType] : undefined;
 }
 
 export function isIndexMediaType(mediaType: string | undefined): boolean {

@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { isMagikError, type MagikError } from "./errors.ts";
+import { parseJsonWith, parseWith } from "./parse.ts";
+
+const Schema = z.object({ name: z.string(), items: z.array(z.object({ size: z.number().int() })) });
+
+function errorOf(fn: () => unknown): MagikError {
+  try {
+    fn();
+  } catch (err) {
+    if (isMagikError(err)) return err;
+    throw err;
+  }
+  throw new Error("expected a MagikError");
+}
+
+describe("parseWith", () => {
+  it("returns the parsed value", () => {
+    expect(parseWith(Schema, { name: "a", items: [] }, "thing")).toEqual({ name: "a", items: [] });
+  });
+
+  it("names the path of the first offending field, and lists every issue", () => {
+    const err = errorOf(() => parseWith(Schema, { name: 1, items: [{ size: 1 }, { size: "2" }] }, "thing"));
+    expect(err.code).toBe("InvalidInput");
+    expect(err.message).toMatch(/^invalid thing at name: /);
+    expect(err.details.issues).toEqual([
+      { path: "name", message: expect.any(String) },
+      { path: "items.1.size", message: expect.any(String) },
+    ]);
+  });
+
+  it("uses the given code and omits the path for a top-level problem", () => {
+    const err = errorOf(() => parseWith(Schema, "nope", "manifest", "ManifestParseFailed"));
+    expect(err.code).toBe("ManifestParseFailed");
+    expect(err.message).toMatch(/^invalid manifest: /);
+  });
+});
+
+describe("parseJsonWith", () => {
+  it("parses and validates JSON text", () => {
+    expect(parseJsonWith(Schema, '{"name":"a","items":[{"size":3}]}', "thing").items[0]?.size).toBe(3);
+  });
+
+  it("reports malformed JSON with the given code and the parser's cause", () => {
+    const err = errorOf(() => parseJsonWith(Schema, '{"name":', "config.json", "InvalidBundle"));
+    expect(err.code).toBe("InvalidBundle");
+    expect(err.message).toMatch(/^config\.json is not valid JSON: /);
+    expect(err.cause).toBeInstanceOf(SyntaxError);
+  });
+
+  it("reports schema errors naming the path", () => {
+    const err = errorOf(() => parseJsonWith(Schema, '{"name":"a","items":[{"size":1.5}]}', "thing"));
+    expect(err.message).toMatch(/^invalid thing at items\.0\.size: /);
+  });
+});
