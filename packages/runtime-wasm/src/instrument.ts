@@ -1,8 +1,9 @@
 import { MagikError } from "@magikrun/spec";
 import { ByteReader, ByteWriter, malformed } from "./binary/bytes.ts";
-import { type Instr, InstrKind, readConstExprEnd, readInstruction } from "./binary/instructions.ts";
+import { readConstExprEnd } from "./binary/instructions.ts";
 import { capMemoryLimits, type MemoryType } from "./binary/memory-limits.ts";
 import { encodeModule, insertSection, parseSections, type Section, SectionId } from "./binary/sections.ts";
+import { rewriteCode } from "./meter.ts";
 import { FUEL_EXPORT } from "./protocol.ts";
 
 /** The host function metered code calls when its fuel slice runs out: (current fuel) -> new fuel. */
@@ -60,11 +61,13 @@ export function instrumentModule(original: Uint8Array, options: InstrumentOption
   let definedGlobals = 0;
   let importedFuncs = 0;
   let memoryIndex = 0;
-  let typeCount = 0;
+  let paramsByType: number[] = [];
+  let funcTypes: number[] = [];
 
   // First pass over the headers: what the rewrite must know before touching code.
   for (const s of sections) {
-    if (s.id === SectionId.Type) typeCount = countTypes(s);
+    if (s.id === SectionId.Type) paramsByType = readTypes(s);
+    if (s.id === SectionId.Function) funcTypes = readFunctionTypes(s);
     if (s.id === SectionId.Global) definedGlobals = new ByteReader(s.payload).u32();
     if (s.id === SectionId.Import) {
       const out = new ByteWriter();
@@ -74,6 +77,7 @@ export function instrumentModule(original: Uint8Array, options: InstrumentOption
       s.payload = out.toBytes();
     }
   }
+  const typeCount = paramsByType.length;
   const rw: Rewrite = {
     meter: options.meter,
     importedFuncs,
@@ -105,9 +109,17 @@ export function instrumentModule(original: Uint8Array, options: InstrumentOption
       case SectionId.Element:
         s.payload = rewriteElements(s, rw);
         break;
-      case SectionId.Code:
-        s.payload = rewriteCode(s, rw);
+      case SectionId.Code: {
+        const code = rewriteCode(s.payload, s.offset, {
+          fuelGlobal: rw.fuelGlobal,
+          refuelFunc: rw.refuelFunc,
+          paramCounts: funcTypes.map((t) => paramsByType[t] ?? 0),
+          remap: (index) => remap(rw, index),
+        });
+        s.payload = code.payload;
+        rw.checkPoints = code.checkPoints;
         break;
+      }
     }
   }
   if (options.meter) {
@@ -162,18 +174,29 @@ function remap(rw: Rewrite, funcIndex: number): number {
   return rw.meter && funcIndex >= rw.importedFuncs ? funcIndex + 1 : funcIndex;
 }
 
-function countTypes(s: Section): number {
+/** Parameter count of each function type. */
+function readTypes(s: Section): number[] {
   const r = new ByteReader(s.payload, 0);
   const count = r.u32();
+  const params: number[] = [];
   for (let i = 0; i < count; i++) {
     // Recursive groups would make the vector length differ from the type index space.
     if (r.u8() !== 0x60) throw unsupportedTypes(s.offset + r.offset - 1);
     for (let list = 0; list < 2; list++) {
       const n = r.u32();
+      if (list === 0) params.push(n);
       for (let j = 0; j < n; j++) if (!SINGLE_BYTE_VALTYPES.has(r.u8())) throw unsupportedTypes(s.offset);
     }
   }
-  return count;
+  return params;
+}
+
+function readFunctionTypes(s: Section): number[] {
+  const r = new ByteReader(s.payload);
+  const count = r.u32();
+  const types: number[] = [];
+  for (let i = 0; i < count; i++) types.push(r.u32());
+  return types;
 }
 
 function unsupportedTypes(offset: number): MagikError {
@@ -305,73 +328,4 @@ function rewriteElements(s: Section, rw: Rewrite): Uint8Array {
     }
   }
   return w.toBytes();
-}
-
-function rewriteCode(s: Section, rw: Rewrite): Uint8Array {
-  const r = new ByteReader(s.payload);
-  const count = r.u32();
-  const w = new ByteWriter().u32(count);
-  for (let i = 0; i < count; i++) {
-    const size = r.u32();
-    const end = r.offset + size;
-    if (end > s.payload.length) throw malformed("function body past the code section", s.offset + r.offset);
-    w.framed(rewriteBody(new ByteReader(s.payload, r.offset, end), rw, s.offset));
-    r.offset = end;
-  }
-  return w.toBytes();
-}
-
-function rewriteBody(r: ByteReader, rw: Rewrite, sectionOffset: number): Uint8Array {
-  const localsStart = r.offset;
-  const groups = r.u32();
-  for (let g = 0; g < groups; g++) {
-    r.u32();
-    if (!SINGLE_BYTE_VALTYPES.has(r.u8())) throw unsupportedTypes(sectionOffset + r.offset);
-  }
-  const codeStart = r.offset;
-  const costs = staticCosts(r, sectionOffset);
-  const w = new ByteWriter().bytes(r.bytes.subarray(localsStart, codeStart));
-  let nextCheck = 0;
-  emitCheck(w, rw, costs[nextCheck++]!);
-  const instr: Instr = { kind: InstrKind.Plain, funcIndex: 0, indexStart: 0 };
-  r.offset = codeStart;
-  while (!r.done) {
-    const start = r.offset;
-    readInstruction(r, instr);
-    if (instr.kind === InstrKind.FuncRef) {
-      w.bytes(r.bytes.subarray(start, instr.indexStart)).u32(remap(rw, instr.funcIndex));
-      continue;
-    }
-    w.bytes(r.bytes.subarray(start, r.offset));
-    if (instr.kind === InstrKind.Loop) emitCheck(w, rw, costs[nextCheck++]!);
-  }
-  return w.toBytes();
-}
-
-/** Cost per check point, in code order: [function entry, first loop, second loop, ...]. */
-function staticCosts(r: ByteReader, sectionOffset: number): number[] {
-  const costs = [0];
-  const frames = [0];
-  const instr: Instr = { kind: InstrKind.Plain, funcIndex: 0, indexStart: 0 };
-  while (!r.done) {
-    readInstruction(r, instr);
-    const owner = frames[frames.length - 1];
-    if (owner === undefined) throw malformed("code after the function's end", sectionOffset + r.offset);
-    costs[owner]!++;
-    if (instr.kind === InstrKind.Block) frames.push(owner);
-    else if (instr.kind === InstrKind.Loop) frames.push(costs.push(0) - 1);
-    else if (instr.kind === InstrKind.End) frames.pop();
-  }
-  if (frames.length !== 0) throw malformed("function body without end", sectionOffset + r.offset);
-  return costs;
-}
-
-function emitCheck(w: ByteWriter, rw: Rewrite, cost: number): void {
-  rw.checkPoints++;
-  const g = rw.fuelGlobal;
-  // fuel -= cost; if (fuel < 0) fuel = refuel(fuel)
-  w.u8(0x23).u32(g).u8(0x42).sleb(cost).u8(0x7d).u8(0x24).u32(g);
-  w.u8(0x23).u32(g).u8(0x42).u8(0x00).u8(0x53).u8(0x04).u8(0x40);
-  w.u8(0x23).u32(g).u8(0x10).u32(rw.refuelFunc).u8(0x24).u32(g);
-  w.u8(0x0b);
 }

@@ -16,9 +16,17 @@ export type InstrKind = (typeof InstrKind)[keyof typeof InstrKind];
 
 export interface Instr {
   kind: InstrKind;
+  /** The opcode byte (the prefix byte for prefixed instructions). */
+  op: number;
+  /** For br, br_if, br_table: the outermost label any of its targets names (0 = innermost). */
+  maxLabel: number;
   /** For FuncRef: the index and where its LEB starts (the opcode bytes before it are copied as they are). */
   funcIndex: number;
   indexStart: number;
+}
+
+export function newInstr(): Instr {
+  return { kind: InstrKind.Plain, op: 0, maxLabel: 0, funcIndex: 0, indexStart: 0 };
 }
 
 const SINGLE_BYTE_TYPES = new Set([0x40, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f]);
@@ -46,6 +54,7 @@ export function readInstruction(r: ByteReader, out: Instr): void {
   const at = r.offset;
   const op = r.u8();
   out.kind = InstrKind.Plain;
+  out.op = op;
   if (op >= 0x45 && op <= 0xc4) return; // numeric and sign-extension operators have no immediates
   if (op >= 0x28 && op <= 0x3e) {
     memarg(r);
@@ -74,6 +83,8 @@ export function readInstruction(r: ByteReader, out: Instr): void {
       return;
     case 0x0c:
     case 0x0d:
+      out.maxLabel = r.u32();
+      return;
     case 0x20:
     case 0x21:
     case 0x22:
@@ -87,7 +98,8 @@ export function readInstruction(r: ByteReader, out: Instr): void {
       return;
     case 0x0e: {
       const n = r.u32();
-      for (let i = 0; i <= n; i++) r.u32();
+      out.maxLabel = 0;
+      for (let i = 0; i <= n; i++) out.maxLabel = Math.max(out.maxLabel, r.u32());
       return;
     }
     case 0x10:
@@ -192,7 +204,7 @@ function atomicPrefix(r: ByteReader): void {
 
 /** Copies a constant expression up to and including its `end`, for sections that embed them. */
 export function readConstExprEnd(r: ByteReader, onFuncRef?: (instr: Instr, start: number) => void): void {
-  const instr: Instr = { kind: InstrKind.Plain, funcIndex: 0, indexStart: 0 };
+  const instr = newInstr();
   for (;;) {
     const start = r.offset;
     readInstruction(r, instr);
