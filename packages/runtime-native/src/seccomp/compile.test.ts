@@ -94,6 +94,38 @@ describe("compileSeccomp program structure", () => {
   });
 });
 
+describe("ENOSYS for syscalls newer than the profile (as runc)", () => {
+  const ENOSYS = SECCOMP_RET.ERRNO | 38;
+  const allowMkdir = (extra: Partial<Seccomp> = {}): Seccomp => ({
+    defaultAction: "SCMP_ACT_ERRNO",
+    architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+    syscalls: [
+      { names: ["mkdir"], action: "SCMP_ACT_ALLOW" },
+      { names: ["execve"], action: "SCMP_ACT_ERRNO" },
+    ],
+    ...extra,
+  });
+
+  it("answers ENOSYS above the newest named syscall, the default below it", () => {
+    const program = compileSeccomp(allowMkdir(), "x86_64");
+    expect(runSeccompBpf(program, { nr: MKDIR, arch: X64 })).toBe(ALLOW);
+    expect(runSeccompBpf(program, { nr: 59, arch: X64 })).toBe(EPERM);
+    expect(runSeccompBpf(program, { nr: MKDIR + 1, arch: X64 })).toBe(ENOSYS);
+    expect(runSeccompBpf(program, { nr: 435, arch: X64 })).toBe(ENOSYS);
+    expect(runSeccompBpf(program, { nr: X32_SYSCALL_BIT | 520, arch: X64 })).toBe(EPERM); // x32 execve
+    expect(runSeccompBpf(program, { nr: X32_SYSCALL_BIT | 521, arch: X64 })).toBe(ENOSYS);
+  });
+
+  it("is left out for permissive defaults and when the default already is ENOSYS", () => {
+    const logged = compileSeccomp(allowMkdir({ defaultAction: "SCMP_ACT_LOG" }), "x86_64");
+    expect(runSeccompBpf(logged, { nr: 435, arch: X64 })).toBe(SECCOMP_RET.LOG);
+    const enosys = compileSeccomp(allowMkdir({ defaultErrnoRet: 38 }), "x86_64");
+    expect(runSeccompBpf(enosys, { nr: 435, arch: X64 })).toBe(ENOSYS);
+    const eperm = compileSeccomp(allowMkdir({ defaultErrnoRet: 1 }), "x86_64");
+    expect(runSeccompBpf(eperm, { nr: 1, arch: X64 })).toBe(EPERM);
+  });
+});
+
 describe("x86 ABIs on an x86-64 host", () => {
   const profile: Seccomp = {
     defaultAction: "SCMP_ACT_ALLOW",
@@ -284,7 +316,8 @@ describe("program size", () => {
     for (const [name, nr] of abi("SCMP_ARCH_X32").table) {
       expect([name, runSeccompBpf(compiled.program, { nr, arch: X64 })]).toEqual([name, ALLOW]);
     }
-    expect(runSeccompBpf(compiled.program, { nr: 999, arch: X64 })).toBe(EPERM);
+    expect(runSeccompBpf(compiled.program, { nr: 400, arch: X64 })).toBe(EPERM); // a hole in the table
+    expect(runSeccompBpf(compiled.program, { nr: 999, arch: X64 })).toBe(SECCOMP_RET.ERRNO | 38);
   });
 
   it("refuses programs over the kernel's 4096 instructions", () => {

@@ -32,7 +32,24 @@ function alternativesOf(args: readonly SeccompArg[]): SeccompArg[][] {
   return repeated ? args.map((a) => [a]) : [[...args]];
 }
 
-function emitAbi(b: BpfBuilder, abi: SyscallAbi, rules: readonly Rule[], defaultRet: number): void {
+/** How a section treats syscalls newer than every syscall the profile names (see enosysAbove). */
+interface Section {
+  rules: readonly Rule[];
+  defaultRet: number;
+  /** Names in the profile, for the ENOSYS cut-off; undefined when there is none. */
+  enosysNames?: readonly string[];
+}
+
+function emitAbi(b: BpfBuilder, abi: SyscallAbi, { rules, defaultRet, enosysNames }: Section): void {
+  const newest = Math.max(-1, ...(enosysNames ?? []).map((n) => abi.table.get(n) ?? -1));
+  if (enosysNames !== undefined && newest >= 0) {
+    const enosys = b.label("enosys");
+    const known = b.label("known");
+    b.jmp("jgt", newest, enosys, known);
+    b.place(enosys);
+    b.ret(SECCOMP_RET.ERRNO | ENOSYS);
+    b.place(known);
+  }
   const bySyscall = new Map<number, Rule[]>();
   for (const rule of rules) {
     for (const name of new Set(rule.names)) {
@@ -70,6 +87,19 @@ function emitAbi(b: BpfBuilder, abi: SyscallAbi, rules: readonly Rule[], default
   b.ret(defaultRet);
 }
 
+const ENOSYS = 38;
+
+/**
+ * runc's -ENOSYS rule: with a restrictive default, syscalls numbered above every syscall the profile names are
+ * assumed newer than the profile and get ENOSYS, so that libc falls back to older calls (clone3 → clone)
+ * instead of failing with EPERM. runc does this only for explicitly listed architectures; here it applies to
+ * every filtered ABI, the native one included.
+ */
+function enosysAbove(seccomp: Seccomp): boolean {
+  if (["SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"].includes(seccomp.defaultAction)) return false;
+  return seccomp.defaultErrnoRet !== ENOSYS;
+}
+
 /**
  * Compiles an OCI `linux.seccomp` section into a classic BPF program for one host architecture, as libseccomp
  * would for runc: the architecture is checked first (unknown ones are killed), x32 syscalls on x86-64 are told
@@ -105,6 +135,9 @@ export function compileSeccompFilter(seccomp: Seccomp, target: ArchName): Compil
     warnings.push(`seccomp: syscalls unknown on ${arch} are ignored: ${[...unknown].sort().join(", ")}`);
   }
 
+  const section: Section = { rules, defaultRet };
+  if (enosysAbove(seccomp)) section.enosysNames = (seccomp.syscalls ?? []).flatMap((e) => e.names);
+
   const b = new BpfBuilder();
   const badArch = b.label("badarch");
   b.ld(OFFSET_ARCH);
@@ -121,13 +154,13 @@ export function compileSeccompFilter(seccomp: Seccomp, target: ArchName): Compil
       const x64Body = b.label("x64");
       b.jmp("jge", X32_SYSCALL_BIT, x32 ? x32Body : badArch, x64Body);
       b.place(x64Body);
-      emitAbi(b, x64, rules, defaultRet);
+      emitAbi(b, x64, section);
       if (x32) {
         b.place(x32Body);
-        emitAbi(b, x32, rules, defaultRet);
+        emitAbi(b, x32, section);
       }
     } else {
-      emitAbi(b, abis.find((a) => a.auditArch === auditArch)!, rules, defaultRet);
+      emitAbi(b, abis.find((a) => a.auditArch === auditArch)!, section);
     }
     b.place(nextArch);
   }
