@@ -203,6 +203,11 @@ export class BlobStore {
           details: { sourceType: source === null ? "null" : typeof source },
         });
       }
+      if (source instanceof ReadableStream && source.locked) {
+        throw new MagikError("InvalidInput", "put needs a stream nobody else is reading (it is locked)", {
+          details: { sourceType: "ReadableStream", locked: true },
+        });
+      }
       ({ rules, location } = this.#rulesFor(options));
     } catch (err) {
       discardSource(source, err);

@@ -82,12 +82,16 @@ describe("put sources", () => {
     expect(progress).toEqual([262144, 524288, 786432, 1048576, 1048579]);
   });
 
-  it("refuses a source that is not bytes or a stream, and chunks that are not bytes", async () => {
+  it("refuses a source that is not bytes or a stream, a locked stream, and chunks that are not bytes", async () => {
     await magikErrorOf(() => store.put("hello" as unknown as Uint8Array), "InvalidInput");
     const strings = (async function* () {
       yield "not bytes" as unknown as Uint8Array;
     })();
     await magikErrorOf(store.put(strings), "InvalidInput");
+    const locked = new Response(bytesOf("x")).body!;
+    const otherReader = locked.getReader();
+    await magikErrorOf(store.put(locked), "InvalidInput");
+    otherReader.releaseLock();
     await expectStoreHolds([]);
   });
 
