@@ -36,7 +36,8 @@ export function assertValidModule(bytes: Uint8Array, path: string): void {
   try {
     new WebAssembly.Module(bytes);
   } catch (err) {
-    reason = err instanceof Error ? err.message : String(err);
+    // JSC appends the JS expression that failed, which only names our own call.
+    reason = (err instanceof Error ? err.message : String(err)).replace(/ \(evaluating '.*'\)$/, "");
   }
   throw new MagikError("InvalidBundle", `invalid wasm module ${path}: ${reason}`, {
     details: { path, size: bytes.length, reason },

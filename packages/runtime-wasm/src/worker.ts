@@ -49,6 +49,8 @@ class FuelMeter {
   /** Fuel handed out so far, including what is left in the module's counter. */
   #granted = 0;
   #counter: WebAssembly.Global | undefined;
+  /** Set when refuel ended the run: the consumption it computed then. */
+  #final: number | undefined;
 
   constructor(
     readonly total: number,
@@ -61,14 +63,15 @@ class FuelMeter {
   }
 
   refuel(current: bigint): bigint {
+    const consumed = this.#granted - Number(current);
     const interrupt = Atomics.load(this.control, Control.Interrupt);
     if (interrupt !== Interrupt.None) {
+      this.#final = consumed;
       throw new Interrupted(interrupt, Atomics.load(this.control, Control.Signal));
     }
-    const consumed = this.#granted - Number(current);
     const remaining = this.total - consumed;
     if (remaining < 0) {
-      this.#granted = consumed;
+      this.#final = consumed;
       throw new FuelExhausted("fuel exhausted");
     }
     const slice = Math.min(this.slice, remaining);
@@ -76,7 +79,12 @@ class FuelMeter {
     return BigInt(slice);
   }
 
+  /**
+   * Exact when the run ended through refuel or a return; after a trap inside a function that keeps the counter
+   * in a local, the global may lag by what that function spent since its last call.
+   */
   consumed(): number {
+    if (this.#final !== undefined) return this.#final;
     const left = this.#counter ? Number(this.#counter.value as bigint) : 0;
     return this.#granted - Math.max(left, 0);
   }
