@@ -82,7 +82,7 @@ export async function extractTar(
           await writeFile(tree, header, body, parentFd, name);
           break;
         case "dir": {
-          if (state === "cleared") fs.mkdirSync(fdPath(parentFd, name), 0o700);
+          if (state === "cleared") fs.mkdirSync(fdPath(parentFd, name), (header.mode & 0o777) | 0o700);
           const fd = fs.openSync(fdPath(parentFd, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
           try {
             tree.applyMetadata(header, { fd, parentFd, name });
@@ -134,7 +134,9 @@ async function writeFile(
   parentFd: number,
   name: string,
 ): Promise<void> {
-  const fd = fs.openSync(fdPath(parentFd, name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600);
+  // Created with the entry's permission bits, so the usual modes need no chmod afterwards (see applyMetadata).
+  const mode = header.mode & 0o777;
+  const fd = fs.openSync(fdPath(parentFd, name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   try {
     for await (const chunk of body) {
       let offset = 0;

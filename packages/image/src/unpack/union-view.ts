@@ -50,8 +50,8 @@ export class UnionView {
     if (index > 0 && this.#lowerCache.has(key)) return this.#lowerCache.get(key);
     let probe: Probe;
     try {
-      const stat = fs.lstatSync(path.join(this.layers[index]!.dir, rel));
-      probe = { kind: stat.isDirectory() ? "dir" : stat.isSymbolicLink() ? "symlink" : "other" };
+      const stat = fs.lstatSync(path.join(this.layers[index]!.dir, rel), { throwIfNoEntry: false });
+      probe = stat && { kind: stat.isDirectory() ? "dir" : stat.isSymbolicLink() ? "symlink" : "other" };
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== "ENOENT" && code !== "ENOTDIR") throw err;

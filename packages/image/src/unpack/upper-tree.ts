@@ -129,18 +129,21 @@ export class UpperTree {
   applyMetadata(header: TarHeader, entry: { fd?: number; parentFd: number; name: string }): void {
     const path = fdPath(entry.parentFd, entry.name);
     const isSymlink = header.type === "symlink";
-    if (this.privileged) {
-      if (entry.fd !== undefined) fs.fchownSync(entry.fd, header.uid, header.gid);
-      else fs.lchownSync(path, header.uid, header.gid);
-    } else if (
-      (header.uid !== process.getuid?.() || header.gid !== process.getgid?.()) &&
-      this.warnings.length < 100
-    ) {
-      this.warnings.push(
-        `${header.path}: ownership ${header.uid}:${header.gid} not kept (not running as root)`,
-      );
+    // chown/chmod journal a metadata write even when nothing changes: look first (a stat is cheap), act if needed.
+    const current = entry.fd !== undefined ? fs.fstatSync(entry.fd) : fs.lstatSync(path);
+    const chown = current.uid !== header.uid || current.gid !== header.gid;
+    if (chown) {
+      if (this.privileged) {
+        if (entry.fd !== undefined) fs.fchownSync(entry.fd, header.uid, header.gid);
+        else fs.lchownSync(path, header.uid, header.gid);
+      } else if (this.warnings.length < 100) {
+        this.warnings.push(
+          `${header.path}: ownership ${header.uid}:${header.gid} not kept (not running as root)`,
+        );
+      }
     }
-    if (!isSymlink) {
+    // After chown, which clears setuid/setgid.
+    if (!isSymlink && (chown || (current.mode & 0o7777) !== header.mode)) {
       if (entry.fd !== undefined) fs.fchmodSync(entry.fd, header.mode);
       else fs.chmodSync(path, header.mode);
     }
@@ -166,7 +169,7 @@ export class UpperTree {
 
 export function lstatOrUndefined(path: string): fs.Stats | undefined {
   try {
-    return fs.lstatSync(path);
+    return fs.lstatSync(path, { throwIfNoEntry: false });
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
