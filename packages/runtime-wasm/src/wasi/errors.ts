@@ -92,8 +92,13 @@ export function errnoOf(err: unknown): number | undefined {
   // Guest pointers past the end of memory make DataView/TypedArray throw RangeError.
   if (err instanceof RangeError) return Errno.FAULT;
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === "string") return HOST_ERRNO[code] ?? Errno.IO;
+  if (typeof code === "string") return errnoFromHostCode(code);
   return undefined;
+}
+
+/** The preview 1 errno for a host error name such as "ENOENT"; unknown names are EIO. */
+export function errnoFromHostCode(code: string): number {
+  return HOST_ERRNO[code] ?? Errno.IO;
 }
 
 export function fail(errno: number): never {

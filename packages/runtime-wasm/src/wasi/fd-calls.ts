@@ -1,4 +1,12 @@
-import { fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, readdirSync } from "node:fs";
+import {
+  existsSync,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  lstatSync,
+  readdirSync,
+} from "node:fs";
 import { Errno, Filetype, PREOPENTYPE_DIR, Rights, SIZE_DIRENT, SIZE_FDSTAT } from "./constants.ts";
 import type { WasiContext, WasiFunctions } from "./context.ts";
 import { type DirEntry, type DirListingEntry, type FdEntry, filetypeOf } from "./fd-table.ts";
@@ -7,13 +15,15 @@ import { hostPathOf } from "./sandbox.ts";
 import { fstatBig, setTimes, writeFilestat } from "./stat.ts";
 
 const MAX_ADVICE = 5;
+const procFds = existsSync("/proc/self/fd");
 
 function hostFdOf(entry: FdEntry): number | undefined {
   return entry.kind === "stdio" ? entry.hostFd : entry.hostFd;
 }
 
 function listDirectory(dir: DirEntry): DirListingEntry[] {
-  const host = hostPathOf(dir.location.root, dir.location.rel);
+  // Through the fd itself where /proc exists: the listing is of the directory the fd holds, wherever it is now.
+  const host = procFds ? `/proc/self/fd/${dir.hostFd}` : hostPathOf(dir.location.root, dir.location.rel);
   const self = fstatSync(dir.hostFd, { bigint: true }).ino;
   // At a preopen's root ".." would describe a host directory the guest cannot reach: report "." again.
   const parent = dir.location.rel.length === 0 ? self : lstatSync(`${host}/..`, { bigint: true }).ino;

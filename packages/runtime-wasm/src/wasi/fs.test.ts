@@ -22,11 +22,21 @@ function sandbox(): string {
   return dir;
 }
 
+let confinement: "openat2" | "paths" = "openat2";
+
 function run(wasm: Uint8Array, dir: string, ...args: string[]) {
-  return runWasi(wasm, { args: ["prog", ...args], preopens: [{ guestPath: "/sandbox", hostPath: dir }] });
+  return runWasi(wasm, {
+    args: ["prog", ...args],
+    preopens: [{ guestPath: "/sandbox", hostPath: dir }],
+    confinement,
+  });
 }
 
-describe("fd_* and path_* through wasi-libc", () => {
+describe.each(["openat2", "paths"] as const)("fd_* and path_* through wasi-libc (%s)", (mode) => {
+  beforeAll(() => {
+    confinement = mode;
+  });
+
   it("creates, writes, reads, seeks, tells, truncates, allocates, syncs and appends", () => {
     const dir = sandbox();
     const result = run(files, dir, "rw");
@@ -93,6 +103,10 @@ describe("fd_* and path_* through wasi-libc", () => {
 });
 
 describe("fd table and rights (raw calls)", () => {
+  beforeAll(() => {
+    confinement = "openat2";
+  });
+
   it("reports prestats, enforces rights, only narrows them, renumbers and closes", () => {
     const dir = sandbox();
     const result = run(rights, dir);

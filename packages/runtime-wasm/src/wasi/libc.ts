@@ -4,6 +4,7 @@
  * the errno a runtime without the feature reports.
  */
 import { createRequire } from "node:module";
+import { errnoFromHostCode } from "./errors.ts";
 
 export interface Libc {
   poll(fds: Uint8Array, count: number, timeoutMs: number): number;
@@ -39,29 +40,55 @@ export const UTIME_OMIT = (1n << 30n) - 2n;
 const SOL_SOCKET = 1;
 const SO_TYPE = 3;
 
-/** Linux errno values the socket calls can report, by number, with their preview 1 counterparts. */
-export const LINUX_ERRNO_TO_WASI: Record<number, number> = {
-  1: 63, // EPERM
-  4: 27, // EINTR
-  9: 8, // EBADF
-  11: 6, // EAGAIN
-  14: 21, // EFAULT
-  2: 44, // ENOENT
-  13: 2, // EACCES
-  20: 54, // ENOTDIR
-  22: 28, // EINVAL
-  30: 69, // EROFS
-  40: 32, // ELOOP
-  24: 33, // EMFILE
-  32: 64, // EPIPE
-  88: 57, // ENOTSOCK
-  95: 58, // EOPNOTSUPP
-  103: 13, // ECONNABORTED
-  104: 15, // ECONNRESET
-  107: 53, // ENOTCONN
-  110: 73, // ETIMEDOUT
-  111: 14, // ECONNREFUSED
+/** Linux (asm-generic: x86_64, aarch64) errno numbers by name, for errors reported through bun:ffi. */
+const LINUX_ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  4: "EINTR",
+  5: "EIO",
+  6: "ENXIO",
+  7: "E2BIG",
+  9: "EBADF",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  16: "EBUSY",
+  17: "EEXIST",
+  18: "EXDEV",
+  19: "ENODEV",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  22: "EINVAL",
+  23: "ENFILE",
+  24: "EMFILE",
+  26: "ETXTBSY",
+  27: "EFBIG",
+  28: "ENOSPC",
+  29: "ESPIPE",
+  30: "EROFS",
+  31: "EMLINK",
+  32: "EPIPE",
+  36: "ENAMETOOLONG",
+  38: "ENOSYS",
+  39: "ENOTEMPTY",
+  40: "ELOOP",
+  75: "EOVERFLOW",
+  84: "EILSEQ",
+  88: "ENOTSOCK",
+  95: "EOPNOTSUPP",
+  103: "ECONNABORTED",
+  104: "ECONNRESET",
+  107: "ENOTCONN",
+  110: "ETIMEDOUT",
+  111: "ECONNREFUSED",
+  122: "EDQUOT",
 };
+
+/** The preview 1 errno for a Linux errno number. */
+export function wasiErrnoFromLinux(errno: number): number {
+  return errnoFromHostCode(LINUX_ERRNO_NAMES[errno] ?? "EIO");
+}
 
 let loaded: Libc | null | undefined;
 

@@ -29,6 +29,12 @@ export interface WasiOptions {
   sockets?: number[];
   /** Time sources; defaults to the host's clocks. */
   clock?: WasiClock;
+  /**
+   * How path calls are kept inside preopens. "openat2": the kernel enforces it (RESOLVE_BENEATH, no symlinks),
+   * which also closes races with other writers; construction fails where that is unavailable. "paths": the
+   * runtime's own walk plus node:fs on full paths. "auto" (default): openat2 when available.
+   */
+  confinement?: "auto" | "openat2" | "paths";
   /** Most fds open at once (ENFILE beyond). Default 1024. */
   maxFds?: number;
 }

@@ -1,16 +1,4 @@
-import {
-  constants,
-  fstatSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readlinkSync,
-  renameSync,
-  rmdirSync,
-  symlinkSync,
-  unlinkSync,
-} from "node:fs";
+import { constants, fstatSync } from "node:fs";
 import {
   Errno,
   Fdflags,
@@ -25,13 +13,13 @@ import type { WasiContext, WasiFunctions } from "./context.ts";
 import { fail } from "./errors.ts";
 import { type DirEntry, filetypeOf } from "./fd-table.ts";
 import { type ResolvedPath, resolvePath } from "./sandbox.ts";
-import { setTimes, writeFilestat } from "./stat.ts";
+import { writeFilestat } from "./stat.ts";
 
 const READ_RIGHTS = Rights.FD_READ | Rights.FD_READDIR;
 const WRITE_RIGHTS = Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE;
 
 function resolveIn(ctx: WasiContext, dir: DirEntry, pathPtr: number, pathLen: number, follow: boolean) {
-  return resolvePath(dir.location, ctx.mem().string(pathPtr, pathLen), follow);
+  return resolvePath(ctx.hostFs, dir.location, ctx.mem().string(pathPtr, pathLen), follow);
 }
 
 /** A path whose last component will be created or removed: "." and ".." name no entry of their own. */
@@ -84,14 +72,7 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
       const inheriting = BigInt.asUintN(64, rightsInheriting) & dir.rightsInheriting;
       let flags = hostOpenFlags(base, oflags, fdflags, dir.readonly);
       if (resolved.mustBeDir) flags |= constants.O_DIRECTORY;
-      let hostFd: number;
-      try {
-        hostFd = openSync(resolved.host, flags, 0o666);
-      } catch (err) {
-        // Opening a directory for writing: report it the way openat does.
-        if ((err as { code?: string }).code === "EISDIR") return Errno.ISDIR;
-        throw err;
-      }
+      const hostFd = ctx.hostFs.open(dir.location, resolved.rel, flags, 0o666);
       const stat = fstatSync(hostFd);
       const filetype = filetypeOf(stat);
       const entry =
@@ -99,7 +80,7 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
           ? ({
               kind: "dir",
               hostFd,
-              location: { root: dir.location.root, rel: resolved.rel },
+              location: { ...dir.location, rel: resolved.rel },
               readonly: dir.readonly,
               filetype,
               rightsBase: base & RIGHTS_DIR,
@@ -123,14 +104,14 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
     path_create_directory(fd: number, pathPtr: number, pathLen: number): number {
       const dir = ctx.fds.getDir(fd, Rights.PATH_CREATE_DIRECTORY);
       const target = named(resolveIn(ctx, dir, pathPtr, pathLen, false), Errno.EXIST);
-      mkdirSync(target.host, 0o777);
+      ctx.hostFs.mkdir(dir.location, target.rel);
       return Errno.SUCCESS;
     },
 
     path_remove_directory(fd: number, pathPtr: number, pathLen: number): number {
       const dir = ctx.fds.getDir(fd, Rights.PATH_REMOVE_DIRECTORY);
       const target = named(resolveIn(ctx, dir, pathPtr, pathLen, false), Errno.INVAL);
-      rmdirSync(target.host);
+      ctx.hostFs.rmdir(dir.location, target.rel);
       return Errno.SUCCESS;
     },
 
@@ -139,9 +120,9 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
       const target = named(resolveIn(ctx, dir, pathPtr, pathLen, false), Errno.ISDIR);
       if (target.mustBeDir) {
         // "file/" names a directory: unlinking it is ENOTDIR for files, EISDIR for directories.
-        return lstatSync(target.host).isDirectory() ? Errno.ISDIR : Errno.NOTDIR;
+        return ctx.hostFs.lstat(dir.location, target.rel).isDirectory() ? Errno.ISDIR : Errno.NOTDIR;
       }
-      unlinkSync(target.host);
+      ctx.hostFs.unlink(dir.location, target.rel);
       return Errno.SUCCESS;
     },
 
@@ -149,7 +130,7 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
       const dir = ctx.fds.getDir(fd, Rights.PATH_FILESTAT_GET);
       const follow = (flags & Lookupflags.SYMLINK_FOLLOW) !== 0;
       const target = resolveIn(ctx, dir, pathPtr, pathLen, follow);
-      const stat = lstatSync(target.host, { bigint: true });
+      const stat = ctx.hostFs.lstat(dir.location, target.rel);
       if (target.mustBeDir && !stat.isDirectory()) return Errno.NOTDIR;
       writeFilestat(ctx.mem(), ptr, stat);
       return Errno.SUCCESS;
@@ -168,7 +149,7 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
       const follow = (flags & Lookupflags.SYMLINK_FOLLOW) !== 0;
       const target = resolveIn(ctx, dir, pathPtr, pathLen, follow);
       // The walk already followed the link when asked to, so a nofollow update acts on the right inode.
-      setTimes({ path: target.host }, atim, mtim, fstflags);
+      ctx.hostFs.setTimes(dir.location, target.rel, atim, mtim, fstflags);
       return Errno.SUCCESS;
     },
 
@@ -187,9 +168,9 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
       const source = named(resolveIn(ctx, from, oldPtr, oldLen, follow), Errno.PERM);
       const target = named(resolveIn(ctx, to, newPtr, newLen, false), Errno.EXIST);
       if (source.mustBeDir || target.mustBeDir) {
-        return lstatSync(source.host).isDirectory() ? Errno.PERM : Errno.NOTDIR;
+        return ctx.hostFs.lstat(from.location, source.rel).isDirectory() ? Errno.PERM : Errno.NOTDIR;
       }
-      linkSync(source.host, target.host);
+      ctx.hostFs.link(from.location, source.rel, to.location, target.rel);
       return Errno.SUCCESS;
     },
 
@@ -203,7 +184,7 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
     ): number {
       const dir = ctx.fds.getDir(fd, Rights.PATH_READLINK);
       const target = resolveIn(ctx, dir, pathPtr, pathLen, false);
-      const contents = new Uint8Array(readlinkSync(target.host, { encoding: "buffer" }));
+      const contents = ctx.hostFs.readlink(dir.location, target.rel);
       const n = Math.min(contents.length, bufLen);
       const mem = ctx.mem();
       mem.slice(buf, n).set(contents.subarray(0, n));
@@ -225,9 +206,9 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
       const target = named(resolveIn(ctx, to, newPtr, newLen, false), Errno.BUSY);
       if (source.mustBeDir || target.mustBeDir) {
         // rename(2) only accepts a trailing slash when the source is a directory.
-        if (!lstatSync(source.host).isDirectory()) return Errno.NOTDIR;
+        if (!ctx.hostFs.lstat(from.location, source.rel).isDirectory()) return Errno.NOTDIR;
       }
-      renameSync(source.host, target.host);
+      ctx.hostFs.rename(from.location, source.rel, to.location, target.rel);
       return Errno.SUCCESS;
     },
 
@@ -238,7 +219,7 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
       if (contents.startsWith("/")) return Errno.PERM;
       const target = named(resolveIn(ctx, dir, newPtr, newLen, false), Errno.EXIST);
       if (target.mustBeDir) return Errno.NOENT;
-      symlinkSync(contents, target.host);
+      ctx.hostFs.symlink(contents, dir.location, target.rel);
       return Errno.SUCCESS;
     },
   };

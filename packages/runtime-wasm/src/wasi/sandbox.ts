@@ -1,20 +1,17 @@
-import { lstatSync, readlinkSync } from "node:fs";
 import { Errno } from "./constants.ts";
-import { fail } from "./errors.ts";
+import { errnoOf, fail } from "./errors.ts";
+import type { FsRoot, HostFs } from "./host-fs.ts";
 
 /** Linux's MAXSYMLINKS: more expansions than this in one lookup is ELOOP. */
 export const MAX_SYMLINK_EXPANSIONS = 40;
 
 /** Where a directory fd sits: the preopen's real host path and the components below it. */
-export interface DirLocation {
-  readonly root: string;
+export interface DirLocation extends FsRoot {
   readonly rel: readonly string[];
 }
 
 export interface ResolvedPath {
-  /** Host path of the target (its last component is never a symlink that was meant to be followed). */
-  readonly host: string;
-  /** Components of the target below the preopen root. */
+  /** Components of the target below the preopen root; the last is never a symlink meant to be followed. */
   readonly rel: readonly string[];
   /** Last component, or null when the path names a directory through "." or ".." (nothing to create/remove). */
   readonly name: string | null;
@@ -32,12 +29,13 @@ export function hostPathOf(root: string, rel: readonly string[]): string {
  * symlinks are expanded by reading them, refusing absolute targets. Escapes fail with EPERM, as wasmtime
  * (cap-std) reports them; absolute guest paths too.
  *
- * Limit: between this walk and the host call that uses its result, another process sharing the directory could
- * swap an intermediate directory for a symlink (TOCTOU). The final component is opened with O_NOFOLLOW by the
- * callers that open; intermediate components are not protected. Guests of one instance cannot race themselves
- * (calls are synchronous), so the exposure is to other writers of the same host directory.
+ * The walk computes a symlink-free path; the HostFs that then acts on it decides what a concurrent change can
+ * do. With openat2 (beneath-fs.ts) the kernel refuses to leave the root or cross a symlink, so a directory
+ * swapped for a symlink between the walk and the call (TOCTOU) fails the call instead of redirecting it. The
+ * node:fs fallback (host-fs.ts) re-resolves full paths and has that window; guests of one instance cannot race
+ * themselves (calls are synchronous), so the exposure there is to other writers of the same host directory.
  */
-export function resolvePath(dir: DirLocation, path: string, followFinal: boolean): ResolvedPath {
+export function resolvePath(fs: HostFs, dir: DirLocation, path: string, followFinal: boolean): ResolvedPath {
   if (path.length === 0) fail(Errno.NOENT);
   if (path.startsWith("/")) fail(Errno.PERM);
   const stack = [...dir.rel];
@@ -60,17 +58,17 @@ export function resolvePath(dir: DirLocation, path: string, followFinal: boolean
     }
     // A trailing "." still needs this component to be a directory, so only empty parts may follow the last.
     const isLast = pending.every((p) => p === "");
-    const candidate = hostPathOf(dir.root, [...stack, part]);
+    const candidate = [...stack, part];
     if (isLast && !followFinal && !mustBeDir) {
       stack.push(part);
       name = part;
       break;
     }
-    let stat: ReturnType<typeof lstatSync>;
+    let stat: ReturnType<HostFs["lstat"]>;
     try {
-      stat = lstatSync(candidate);
+      stat = fs.lstat(dir, candidate);
     } catch (err) {
-      if (isLast && (err as { code?: string }).code === "ENOENT") {
+      if (isLast && errnoOf(err) === Errno.NOENT) {
         stack.push(part);
         name = part;
         break;
@@ -79,7 +77,7 @@ export function resolvePath(dir: DirLocation, path: string, followFinal: boolean
     }
     if (stat.isSymbolicLink()) {
       if (++expansions > MAX_SYMLINK_EXPANSIONS) fail(Errno.LOOP);
-      const target = readlinkSync(candidate, "utf8");
+      const target = new TextDecoder().decode(fs.readlink(dir, candidate));
       if (target.startsWith("/")) fail(Errno.PERM);
       if (isLast && target.endsWith("/")) mustBeDir = true;
       pending.unshift(...target.split("/"));
@@ -90,5 +88,5 @@ export function resolvePath(dir: DirLocation, path: string, followFinal: boolean
     name = part;
     if (isLast) break;
   }
-  return { host: hostPathOf(dir.root, stack), rel: stack, name, mustBeDir };
+  return { rel: stack, name, mustBeDir };
 }

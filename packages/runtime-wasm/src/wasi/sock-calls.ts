@@ -3,13 +3,13 @@ import type { WasiContext, WasiFunctions } from "./context.ts";
 import { fail } from "./errors.ts";
 import type { SocketEntry } from "./fd-table.ts";
 import {
-  LINUX_ERRNO_TO_WASI,
   type Libc,
   libc,
   MSG_NOSIGNAL,
   MSG_PEEK,
   MSG_WAITALL,
   SOCK_NONBLOCK,
+  wasiErrnoFromLinux,
 } from "./libc.ts";
 
 function socketOf(ctx: WasiContext, fd: number, needed: bigint): SocketEntry {
@@ -26,7 +26,7 @@ function needLibc(): Libc {
 /** A libc result, or the guest-visible errno of its failure. */
 function check(c: Libc, rc: number): number {
   if (rc >= 0) return rc;
-  return fail(LINUX_ERRNO_TO_WASI[c.errno()] ?? Errno.IO);
+  return fail(wasiErrnoFromLinux(c.errno()));
 }
 
 /**

@@ -2,7 +2,7 @@ import { type BigIntStats, fstatSync, futimesSync, lstatSync, lutimesSync } from
 import { Errno, Fstflags, SIZE_FILESTAT } from "./constants.ts";
 import { fail } from "./errors.ts";
 import { filetypeOf } from "./fd-table.ts";
-import { LINUX_ERRNO_TO_WASI, libc, UTIME_NOW, UTIME_OMIT } from "./libc.ts";
+import { libc, UTIME_NOW, UTIME_OMIT, wasiErrnoFromLinux } from "./libc.ts";
 import type { GuestView } from "./memory.ts";
 
 export function writeFilestat(mem: GuestView, ptr: number, stat: BigIntStats, filetype?: number): void {
@@ -61,17 +61,22 @@ export function setTimes(target: TimesTarget, atim: bigint, mtim: bigint, fstfla
     else lutimesSync(target.path, a, m);
     return;
   }
+  const times = timespecs(atim, mtim, fstflags);
+  const rc = "fd" in target ? c.futimens(target.fd, times) : c.lutimensat(target.path, times);
+  if (rc < 0) fail(wasiErrnoFromLinux(c.errno()));
+}
+
+/** timespec[2] for futimens/utimensat from an fstflags request; UTIME_NOW/UTIME_OMIT let the kernel do the rest. */
+export function timespecs(atim: bigint, mtim: bigint, fstflags: number): BigInt64Array {
   if ((fstflags & ~0xf) !== 0) fail(Errno.INVAL);
-  const spec = (set: boolean, now: boolean, ns: bigint): [bigint, bigint] => {
+  const one = (set: boolean, now: boolean, ns: bigint): [bigint, bigint] => {
     if (set && now) fail(Errno.INVAL);
     if (now) return [0n, UTIME_NOW];
     if (!set) return [0n, UTIME_OMIT];
     return [ns / 1_000_000_000n, ns % 1_000_000_000n];
   };
-  const times = new BigInt64Array([
-    ...spec((fstflags & Fstflags.ATIM) !== 0, (fstflags & Fstflags.ATIM_NOW) !== 0, atim),
-    ...spec((fstflags & Fstflags.MTIM) !== 0, (fstflags & Fstflags.MTIM_NOW) !== 0, mtim),
+  return new BigInt64Array([
+    ...one((fstflags & Fstflags.ATIM) !== 0, (fstflags & Fstflags.ATIM_NOW) !== 0, atim),
+    ...one((fstflags & Fstflags.MTIM) !== 0, (fstflags & Fstflags.MTIM_NOW) !== 0, mtim),
   ]);
-  const rc = "fd" in target ? c.futimens(target.fd, times) : c.lutimensat(target.path, times);
-  if (rc < 0) fail(LINUX_ERRNO_TO_WASI[c.errno()] ?? Errno.IO);
 }

@@ -54,6 +54,7 @@ export function runWasi(
     ...(options.sockets === undefined ? {} : { sockets: options.sockets }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.maxFds === undefined ? {} : { maxFds: options.maxFds }),
+    ...(options.confinement === undefined ? {} : { confinement: options.confinement }),
   });
   try {
     const instance = new WebAssembly.Instance(new WebAssembly.Module(wasm), wasi.imports);

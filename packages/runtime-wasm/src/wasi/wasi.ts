@@ -1,6 +1,7 @@
 import { randomFillSync } from "node:crypto";
-import { constants, fstatSync, openSync, realpathSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, realpathSync } from "node:fs";
 import { MagikError } from "@magikrun/spec";
+import { loadBeneathFs } from "./beneath-fs.ts";
 import { clockNow, clockResolution, hostClock, type WasiClock } from "./clock.ts";
 import {
   Errno,
@@ -16,6 +17,7 @@ import { errnoOf, WasiExit } from "./errors.ts";
 import { fdCalls } from "./fd-calls.ts";
 import { fdIoCalls } from "./fd-io.ts";
 import { FdTable, filetypeOf, type StdioEntry } from "./fd-table.ts";
+import { type HostFs, pathFs } from "./host-fs.ts";
 import { encode, GuestView } from "./memory.ts";
 import type { WasiOptions } from "./options.ts";
 import { pathCalls } from "./path-calls.ts";
@@ -58,10 +60,14 @@ export class Wasi {
   readonly #clock: WasiClock;
   readonly #args: { encoded: Uint8Array[]; size: number };
   readonly #env: { encoded: Uint8Array[]; size: number };
+  readonly #rootFds: number[] = [];
+  readonly #confinement: NonNullable<WasiOptions["confinement"]>;
+  #hostFs: HostFs | undefined;
   #memory: WebAssembly.Memory | undefined;
   #imports: Bun.WebAssembly.Imports | undefined;
 
   constructor(options: WasiOptions) {
+    this.#confinement = options.confinement ?? "auto";
     this.#clock = options.clock ?? hostClock;
     this.#args = packStrings(options.args);
     this.#env = packStrings(options.env);
@@ -92,20 +98,25 @@ export class Wasi {
   #preopen(guestPath: string, hostPath: string, readonly: boolean): void {
     let root: string;
     let hostFd: number;
+    let rootFd: number;
     try {
       root = realpathSync(hostPath);
       hostFd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
+      // The guest may close its preopen fd; directories opened through it still resolve from this one.
+      rootFd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
+      this.#rootFds.push(rootFd);
     } catch (err) {
       throw new MagikError("InvalidBundle", `preopen ${guestPath}: cannot open ${hostPath} as a directory`, {
         cause: err,
         details: { guestPath, hostPath },
       });
     }
+    this.#hostFs ??= this.#chooseHostFs(rootFd);
     const mask = readonly ? ~RIGHTS_MUTATING : RIGHTS_DIR | RIGHTS_FILE;
     this.#fds.add({
       kind: "dir",
       hostFd,
-      location: { root, rel: [] },
+      location: { root, rootFd, rel: [] },
       readonly,
       guestPath,
       filetype: Filetype.DIRECTORY,
@@ -113,6 +124,24 @@ export class Wasi {
       rightsInheriting: (RIGHTS_DIR | RIGHTS_FILE) & mask,
       fdflags: 0,
     });
+  }
+
+  #chooseHostFs(probeDirFd: number): HostFs {
+    if (this.#confinement === "paths") return pathFs;
+    const beneath = loadBeneathFs(probeDirFd);
+    if (beneath !== null) return beneath;
+    if (this.#confinement === "openat2") {
+      throw new MagikError(
+        "RuntimeUnavailable",
+        "openat2(2) with RESOLVE_BENEATH is not available on this host",
+      );
+    }
+    return pathFs;
+  }
+
+  /** True when path calls are confined by the kernel (openat2), not only by the runtime's path walk. */
+  get kernelConfined(): boolean {
+    return this.#hostFs?.confined ?? false;
   }
 
   /** The import object: { wasi_snapshot_preview1: {...} }. */
@@ -165,11 +194,13 @@ export class Wasi {
   /** Closes every host fd this instance opened (caller-owned stdio and sockets stay open). */
   close(): void {
     this.#fds.closeAll();
+    for (const fd of this.#rootFds.splice(0)) closeSync(fd);
   }
 
   #functions(): WasiFunctions {
     const ctx: WasiContext = {
       fds: this.#fds,
+      hostFs: this.#hostFs ?? pathFs,
       mem: () => {
         if (this.#memory === undefined) throw new MemoryNotBound();
         return new GuestView(this.#memory);
