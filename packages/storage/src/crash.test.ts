@@ -27,7 +27,8 @@ async function readUntil(stream: ReadableStream<Uint8Array>, marker: string): Pr
 describe("crash during put", () => {
   it("a writer killed with SIGKILL mid-put leaves no visible blob, and reopening removes its temp file", async () => {
     const root = join(dir.path, "root");
-    const child = Bun.spawn([process.execPath, FIXTURE, root, CONTENT_DIGEST], {
+    // 200 ms between chunks: the put would need ~12 s more, far longer than reaching the kill below takes.
+    const child = Bun.spawn([process.execPath, FIXTURE, root, CONTENT_DIGEST, "200"], {
       stdout: "pipe",
       stderr: "pipe",
     });
