@@ -45,10 +45,13 @@ enum op {
   OP_NNP, OP_SECCOMP, OP_EXEC, OP_STDIO, OP_OPEN_FIFO_DIR, OP_SETSID, OP_READY
 };
 
+#define MAX_STRS 1024
+#define MAX_ARGS 510
+
 enum { MSG_PID = 1, MSG_ERROR = 2, MSG_READY = 3 };
 struct msg { int32_t kind, index, err, value; };
 
-struct rec { uint32_t op, nints, nstrs; const int64_t *ints; const char *strs[64]; };
+struct rec { uint32_t op, nints, nstrs; const int64_t *ints; const char *strs[MAX_STRS]; };
 
 struct ctx {
   int status_fd, sync_fd, root_fd, fifo_dir_fd, console_sock, user_ns;
@@ -70,7 +73,7 @@ static const uint8_t *next_rec(const uint8_t *p, const uint8_t *end, struct rec 
   memcpy(h, p, 12);
   p += 16;
   r->op = h[0]; r->nints = h[1]; r->nstrs = h[2];
-  if (r->nstrs > 64 || p + 8ul * r->nints > end) return NULL;
+  if (r->nstrs > MAX_STRS || p + 8ul * r->nints > end) return NULL;
   r->ints = (const int64_t *)p;
   p += 8ul * r->nints;
   for (uint32_t i = 0; i < r->nstrs; i++) {
@@ -468,8 +471,8 @@ static int run_op(struct ctx *c, struct rec *r) {
   case OP_EXEC: {
     /* ints: argc, envc; strs: argv..., env... */
     int argc = (int)a[0], envc = (int)a[1];
-    char *argv[64], *envp[64];
-    if (argc > 63 || envc > 63) { errno = E2BIG; return -1; }
+    char *argv[MAX_ARGS + 1], *envp[MAX_ARGS + 1];
+    if (argc > MAX_ARGS || envc > MAX_ARGS) { errno = E2BIG; return -1; }
     for (int i = 0; i < argc; i++) argv[i] = (char *)s[i];
     argv[argc] = NULL;
     for (int i = 0; i < envc; i++) envp[i] = (char *)s[argc + i];
@@ -490,6 +493,14 @@ static int run_op(struct ctx *c, struct rec *r) {
   return -1;
 }
 
+static void fmt_int(char *buf, long v) {
+  char tmp[24]; int t = 0, n = 0;
+  if (v < 0) { buf[n++] = '-'; v = -v; }
+  do { tmp[t++] = '0' + v % 10; v /= 10; } while (v);
+  while (t) buf[n++] = tmp[--t];
+  buf[n] = 0;
+}
+
 struct child_args { const uint8_t *plan; size_t len; int status_fd, sync_fd, user_ns; };
 
 static int container_main(void *arg) {
@@ -507,11 +518,16 @@ static int container_main(void *arg) {
     if (run_op(&c, &r) < 0) {
       int e = errno;
       send_msg(c.status_fd, MSG_ERROR, index, e, (int)r.op);
-      if (r.op == OP_EXEC) {
-        /* after start nobody reads the status pipe: say it where the user looks, like a shell would */
-        static const char m[] = "magikrun: exec failed\n";
-        write_all(2, m, sizeof m - 1);
-      }
+      /* After start nobody reads the status pipe: say it where the user looks, like a shell would. The
+       * record's last string is the step's label. */
+      char num[16];
+      fmt_int(num, e);
+      const char *label = r.nstrs ? r.strs[r.nstrs - 1] : "setup";
+      write_all(2, "magikrun: ", 10);
+      write_all(2, label, strlen(label));
+      write_all(2, ": errno ", 8);
+      write_all(2, num, strlen(num));
+      write_all(2, "\n", 1);
       _exit(e == ENOENT ? 127 : 126);
     }
     index++;
@@ -520,13 +536,6 @@ static int container_main(void *arg) {
   _exit(126);
 }
 
-static void fmt_int(char *buf, long v) {
-  char tmp[24]; int t = 0, n = 0;
-  if (v < 0) { buf[n++] = '-'; v = -v; }
-  do { tmp[t++] = '0' + v % 10; v /= 10; } while (v);
-  while (t) buf[n++] = tmp[--t];
-  buf[n] = 0;
-}
 
 /* The reaper's whole life: wait for the container, write "<code> <signal>" to <state>/exit, exit. */
 static void reap(int pid, int state_dir_fd) {

@@ -1,61 +1,34 @@
-import { MagikError, type Seccomp } from "@magikrun/spec";
+import type { Capabilities, Seccomp } from "@magikrun/spec";
+import { capabilitySet, dropUnavailableCapabilities, lastCap } from "./capabilities.ts";
+import { compileSeccompFilter, nativeArch } from "./seccomp/index.ts";
 
 /**
- * Capability numbers and seccomp compilation live in modules written alongside this one
- * (src/capabilities.ts, src/seccomp/index.ts). They are loaded by path so that this package typechecks and runs
- * before they exist; the contract is the exported names below.
+ * The glue to the capability table (capabilities.ts) and the seccomp compiler (seccomp/): warnings for
+ * accepted-but-not-enforced settings go to the runtime's warning sink, never nowhere.
  */
-interface CapabilitiesModule {
-  capabilityNumber(name: string): number;
-  capabilitySet?(names: readonly string[]): bigint;
-}
-interface SeccompModule {
-  compileSeccomp(seccomp: Seccomp, arch: string): Uint8Array;
+export interface ProcessSecurity {
+  capabilities?: Capabilities;
+  capabilityMask(names: readonly string[]): bigint;
+  lastCap: number;
+  seccomp?: { program: Uint8Array; flags: number };
 }
 
-async function load<T>(relative: string): Promise<T | undefined> {
-  try {
-    return (await import(new URL(relative, import.meta.url).href)) as T;
-  } catch (err) {
-    if (
-      (err as { code?: string }).code === "ERR_MODULE_NOT_FOUND" ||
-      /Cannot find module/.test(String(err))
-    ) {
-      return undefined;
-    }
-    throw err;
+export function processSecurity(
+  capabilities: Capabilities | undefined,
+  seccomp: Seccomp | undefined,
+  warn: (message: string) => void,
+): ProcessSecurity {
+  const last = lastCap();
+  const out: ProcessSecurity = { capabilityMask: (names) => capabilitySet(names), lastCap: last };
+  if (capabilities) {
+    const { capabilities: usable, warnings } = dropUnavailableCapabilities(capabilities, last);
+    for (const w of warnings) warn(w);
+    out.capabilities = usable;
   }
-}
-
-let capabilities: Promise<CapabilitiesModule | undefined> | undefined;
-let seccomp: Promise<SeccompModule | undefined> | undefined;
-
-/** Bitmask of capability names; an unknown name is a user error with the name in details. */
-export async function capabilityMaskFn(): Promise<(names: readonly string[]) => bigint> {
-  capabilities ??= load<CapabilitiesModule>("./capabilities.ts");
-  const mod = await capabilities;
-  return (names) => {
-    if (names.length === 0) return 0n;
-    if (!mod) {
-      throw new MagikError("NotSupported", "the capability table is not available in this build", {
-        details: { capabilities: names },
-      });
-    }
-    if (mod.capabilitySet) return mod.capabilitySet(names);
-    let mask = 0n;
-    for (const name of names) mask |= 1n << BigInt(mod.capabilityNumber(name));
-    return mask;
-  };
-}
-
-export async function compileSeccompProgram(config: Seccomp): Promise<Uint8Array> {
-  seccomp ??= load<SeccompModule>("./seccomp/index.ts");
-  const mod = await seccomp;
-  if (!mod) {
-    throw new MagikError("NotSupported", "seccomp is not available in this build", {
-      details: { defaultAction: config.defaultAction },
-      hint: "Remove linux.seccomp from config.json.",
-    });
+  if (seccomp) {
+    const compiled = compileSeccompFilter(seccomp, nativeArch());
+    for (const w of compiled.warnings) warn(w);
+    out.seccomp = { program: compiled.program, flags: compiled.flags };
   }
-  return mod.compileSeccomp(config, process.arch === "arm64" ? "SCMP_ARCH_AARCH64" : "SCMP_ARCH_X86_64");
+  return out;
 }

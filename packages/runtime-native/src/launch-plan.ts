@@ -51,6 +51,9 @@ const DEV_SYMLINKS: [target: string, link: string][] = [
   ["pts/ptmx", "/dev/ptmx"],
 ];
 
+/** MAX_ARGS in launcher.c: the child builds argv and envp on its stack. */
+export const MAX_EXEC_STRINGS = 510;
+
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
@@ -72,8 +75,10 @@ export interface PlanInputs {
   /** Bitmask of the named capabilities (from the capability table). */
   capabilityMask(names: readonly string[]): bigint;
   lastCap: number;
-  /** Compiled seccomp program (8-byte sock_filter entries), if the config has one. */
-  seccompProgram?: Uint8Array;
+  /** Compiled seccomp program (8-byte sock_filter entries) and its filter flags, if the config has one. */
+  seccomp?: { program: Uint8Array; flags: number };
+  /** Receives settings that are accepted but not applied. */
+  warn?: (message: string) => void;
   /** Host paths that say whether a bind source is a file or a directory (stat is I/O: injected). */
   isDirectory(hostPath: string): boolean;
   /** Host cgroup v1/v2 mounts to expose for `type: cgroup` mounts: name → host directory of this container. */
@@ -211,7 +216,7 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
 
 export type ProcessPlanInputs = Pick<
   PlanInputs,
-  "fifoFd" | "stdioFds" | "capabilityMask" | "lastCap" | "seccompProgram"
+  "fifoFd" | "stdioFds" | "capabilityMask" | "lastCap" | "seccomp" | "warn"
 >;
 
 /** The process part, shared by create and exec: limits, stdio, identity, capabilities, seccomp, execve. */
@@ -248,21 +253,35 @@ export function planProcess(proc: Process, inputs: ProcessPlanInputs, add: Add, 
   add(OP.SETRESGID, `set gid ${proc.user.gid}`, [proc.user.gid]);
   add(OP.SETRESUID, `set uid ${proc.user.uid}`, [proc.user.uid]);
   if (proc.user.umask !== undefined) add(OP.UMASK, "set umask", [proc.user.umask]);
-  const seccomp = inputs.seccompProgram;
+  const seccomp = inputs.seccomp;
   const seccompOp = () => {
     if (!seccomp) return;
-    const ints: bigint[] = [BigInt(seccomp.length / 8), 0n];
-    const view = new DataView(seccomp.buffer, seccomp.byteOffset, seccomp.byteLength);
-    for (let i = 0; i < seccomp.length; i += 8) ints.push(view.getBigInt64(i, true));
+    const { program, flags } = seccomp;
+    const ints: bigint[] = [BigInt(program.length / 8), BigInt(flags)];
+    const view = new DataView(program.buffer, program.byteOffset, program.byteLength);
+    for (let i = 0; i < program.length; i += 8) ints.push(view.getBigInt64(i, true));
     ops.push({ op: OP.SECCOMP, label: "install the seccomp filter", ints, strs: [] });
   };
   // Without no_new_privs the filter needs CAP_SYS_ADMIN, which capset may be about to drop.
   if (!proc.noNewPrivileges) seccompOp();
   add(OP.CAPSET, "set capabilities", [mask(caps?.effective), mask(caps?.permitted), mask(caps?.inheritable)]);
-  add(OP.AMBIENT, "set ambient capabilities", [mask(caps?.ambient)]);
+  // The kernel raises an ambient capability only if it is permitted and inheritable; runc warns and goes on.
+  const ambient = (caps?.ambient ?? []).filter((name) => {
+    const usable = caps?.permitted?.includes(name) && caps?.inheritable?.includes(name);
+    if (!usable)
+      inputs.warn?.(`ambient capability ${name} is not also permitted and inheritable; not raised`);
+    return usable;
+  });
+  add(OP.AMBIENT, "set ambient capabilities", [mask(ambient)]);
   if (proc.noNewPrivileges) {
     add(OP.NNP, "set no_new_privs");
     seccompOp();
+  }
+  if (proc.args.length > MAX_EXEC_STRINGS || env.length > MAX_EXEC_STRINGS) {
+    throw invalid(`process.args and process.env are limited to ${MAX_EXEC_STRINGS} entries each`, {
+      args: proc.args.length,
+      env: env.length,
+    });
   }
   add(OP.EXEC, `execute ${program}`, [proc.args.length, env.length], [...proc.args, ...env]);
 }
@@ -287,30 +306,24 @@ function planMount(mount: Mount, inputs: PlanInputs, add: Add): void {
   const type = mount.type ?? (options.isBind ? "bind" : "");
   const label = `mount ${type || "?"} on ${destination}`;
   if (type === "cgroup" || type === "cgroup2") {
-    // The container sees its own cgroup: a read-only tmpfs holding its v1 hierarchies, or cgroup2 directly.
-    const ro = options.flags & MS.RDONLY;
-    const base = options.flags & (MS.NOSUID | MS.NODEV | MS.NOEXEC);
+    // The container sees its own cgroups: a tmpfs holding a bind of each of its hierarchies. As in runc, the
+    // tmpfs stays writable and the "ro" option makes the hierarchies read-only.
+    const base = options.flags & (MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.RELATIME);
     add(
       OP.MOUNT,
       `mount tmpfs for cgroups on ${destination}`,
       [base, 0, 0, 0],
       ["tmpfs", destination, "tmpfs", "mode=755"],
     );
+    const remount = (options.flags & MS.RDONLY) | base;
     for (const bind of inputs.cgroupBinds ?? []) {
       add(
         OP.MOUNT,
         `bind cgroup ${bind.name} on ${destination}/${bind.name}`,
-        [MS.BIND | MS.REC, 0, 0, MS.RDONLY & ro ? MS.RDONLY | base : base],
+        [MS.BIND | MS.REC, 0, 0, remount],
         [bind.hostPath, `${destination}/${bind.name}`, "", ""],
       );
     }
-    if (ro)
-      add(
-        OP.MOUNT,
-        `remount ${destination} read-only`,
-        [MS.REMOUNT | MS.RDONLY | base, 0, 0, 0],
-        ["", destination, "", ""],
-      );
     return;
   }
   if (options.isBind) {

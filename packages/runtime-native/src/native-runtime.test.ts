@@ -7,7 +7,7 @@ import { isRoot, leftovers, runToExit } from "./test-support/run.ts";
 
 const skip = !isRoot ? "needs root" : !haveBusybox() ? "needs busybox-static at /bin/busybox" : "";
 
-/** Until the capability table lands, containers run without capabilities unless a test sets them. */
+/** Most tests run without capabilities: nothing they check needs one. */
 const noCaps = (c: RuntimeConfig) => {
   delete c.process!.capabilities;
 };

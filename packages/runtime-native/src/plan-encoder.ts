@@ -56,8 +56,9 @@ const encoder = new TextEncoder();
 export function encodePlan(ops: readonly PlannedOp[]): Uint8Array {
   const parts: Uint8Array[] = [];
   let total = 0;
-  for (const { op, ints, strs } of ops) {
-    const encoded = strs.map((s) => {
+  for (const { op, ints, strs, label } of ops) {
+    // The label rides along as a last string so the launcher can name the step on stderr after start.
+    const encoded = [...strs, label].map((s) => {
       if (s.includes("\0")) throw new Error(`string with NUL byte in operation ${op}`);
       return encoder.encode(s);
     });
@@ -67,7 +68,7 @@ export function encodePlan(ops: readonly PlannedOp[]): Uint8Array {
     const view = new DataView(record.buffer);
     view.setUint32(0, op, true);
     view.setUint32(4, ints.length, true);
-    view.setUint32(8, strs.length, true);
+    view.setUint32(8, encoded.length, true);
     let offset = 16;
     for (const value of ints) {
       view.setBigInt64(offset, value, true);

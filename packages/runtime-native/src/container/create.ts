@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { posix } from "node:path";
 import {
+  type Capabilities,
   type ContainerState,
   type CreateOptions,
   type Device,
@@ -15,7 +16,7 @@ import {
 } from "@magikrun/spec";
 import { type CgroupHandle, createCgroup } from "../cgroups/index.ts";
 import { runHooks } from "../hooks.ts";
-import { capabilityMaskFn, compileSeccompProgram } from "../integrations.ts";
+import { processSecurity } from "../integrations.ts";
 import { type LaunchPlan, planLaunch } from "../launch-plan.ts";
 import { readProcStat } from "../proc.ts";
 import type { StoredContainer } from "../state-store.ts";
@@ -32,14 +33,6 @@ export interface Created {
   stored: StoredContainer;
   state: ContainerState;
   notifyFd: number;
-}
-
-const LAST_CAP_FILE = "/proc/sys/kernel/cap_last_cap";
-let lastCap: number | undefined;
-
-export function readLastCap(): number {
-  lastCap ??= Number(readFileSync(LAST_CAP_FILE, "utf8").trim());
-  return lastCap;
 }
 
 export function resolveRootfs(bundlePath: string, config: RuntimeConfig): string {
@@ -109,18 +102,18 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       hint: "Pass --console-socket (CLI) or consoleSocket (API), or set process.terminal to false.",
     });
   }
-  const capabilityMask = await capabilityMaskFn();
-  const seccompProgram = linux.seccomp ? await compileSeccompProgram(linux.seccomp) : undefined;
+  const security = processSecurity(config.process?.capabilities, linux.seccomp, ctx.warn);
   const isDirectory = (p: string) => statSync(p).isDirectory();
   const planInputs = {
-    config,
+    config: withCapabilities(config, security.capabilities),
     rootfs,
     bundle: bundle.path,
-    capabilityMask,
-    lastCap: readLastCap(),
+    capabilityMask: security.capabilityMask,
+    lastCap: security.lastCap,
     isDirectory,
     fifoFd: 0,
-    ...(seccompProgram ? { seccompProgram } : {}),
+    warn: ctx.warn,
+    ...(security.seccomp ? { seccomp: security.seccomp } : {}),
     ...(options.consoleSocket ? { consoleSocket: options.consoleSocket } : {}),
     ...(options.noPivot ? { noPivot: true } : {}),
   };
@@ -128,7 +121,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
   const placeholders = Object.fromEntries(
     (linux.namespaces ?? []).filter((n) => n.path).map((n) => [n.type, 0]),
   );
-  planLaunch({ ...planInputs, joinFds: placeholders });
+  planLaunch({ ...planInputs, joinFds: placeholders, warn: () => {} });
 
   const { store, sys } = ctx;
   const dir = store.dir(id);
@@ -237,6 +230,12 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
   } finally {
     for (const fd of opened) sys.close(fd);
   }
+}
+
+/** The config with capability names this kernel lacks removed (warned about by processSecurity). */
+function withCapabilities(config: RuntimeConfig, capabilities: Capabilities | undefined): RuntimeConfig {
+  if (!capabilities || !config.process) return config;
+  return { ...config, process: { ...config.process, capabilities } };
 }
 
 /** The container's own cgroup directories, named as their hierarchies are under /sys/fs/cgroup. */

@@ -1,12 +1,12 @@
 import { read as fsRead, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type ExecOptions, type ExecResult, type ExitStatus, MagikError, type Process } from "@magikrun/spec";
 import { openCgroup } from "../cgroups/index.ts";
-import { capabilityMaskFn, compileSeccompProgram } from "../integrations.ts";
+import { processSecurity } from "../integrations.ts";
 import { type Add, planProcess } from "../launch-plan.ts";
 import { OP, type PlannedOp } from "../plan-encoder.ts";
 import { errnoName, O } from "../syscall.ts";
 import type { RuntimeContext } from "./context.ts";
-import { openStdio, readLastCap } from "./create.ts";
+import { openStdio } from "./create.ts";
 import { launch } from "./launch.ts";
 
 /** /proc/<pid>/ns file names, in the order they are joined (user first: it grants the rights for the rest). */
@@ -90,7 +90,8 @@ export async function execInContainer(
     }
     const pidNsFd = namespaces.has("pid") ? openOrThrow(`/proc/${stored.pid}/ns/pid`) : -1;
     add(OP.SYNC_WAIT, "wait for the runtime (cgroup)");
-    const seccompProgram = linux.seccomp ? await compileSeccompProgram(linux.seccomp) : undefined;
+    const security = processSecurity(proc.capabilities, linux.seccomp, ctx.warn);
+    if (security.capabilities) proc.capabilities = security.capabilities;
     const stdioFds: [number, number, number] = [
       openStdio(ctx, options.stdio?.stdin, 0, opened),
       openStdio(ctx, options.stdio?.stdout, 1, opened),
@@ -99,10 +100,11 @@ export async function execInContainer(
     planProcess(
       proc,
       {
-        capabilityMask: await capabilityMaskFn(),
-        lastCap: readLastCap(),
+        capabilityMask: security.capabilityMask,
+        lastCap: security.lastCap,
         stdioFds,
-        ...(seccompProgram ? { seccompProgram } : {}),
+        warn: ctx.warn,
+        ...(security.seccomp ? { seccomp: security.seccomp } : {}),
       },
       add,
       ops,

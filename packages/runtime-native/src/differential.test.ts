@@ -1,0 +1,131 @@
+/**
+ * The same bundles under Debian's runc and under magikrun: what the container sees must be the same.
+ * Outputs are compared verbatim except for values that name the container (ids, temp paths).
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RuntimeConfig } from "@magikrun/spec";
+import { afterAll, describe, expect, it } from "vitest";
+import { NativeRuntime } from "./native-runtime.ts";
+import { haveBusybox, makeBundle, makeStateRoot, RUNC, uniqueId } from "./test-support/busybox-bundle.ts";
+import { isRoot, leftovers, runToExit } from "./test-support/run.ts";
+
+const skip = !isRoot
+  ? "needs root"
+  : !haveBusybox()
+    ? "needs busybox-static at /bin/busybox"
+    : !existsSync(RUNC)
+      ? "needs Debian's runc at /usr/sbin/runc"
+      : "";
+
+interface Outcome {
+  code: number;
+  stdout: string;
+}
+
+describe.skipIf(skip !== "")(`differential: runc vs magikrun${skip ? ` (skipped: ${skip})` : ""}`, () => {
+  const state = makeStateRoot();
+  const runcRoot = mkdtempSync(join(tmpdir(), "magikrun-runc-"));
+  const rt = new NativeRuntime({ root: state.root, onWarning: () => {} });
+  afterAll(() => {
+    state.cleanup();
+    rmSync(runcRoot, { recursive: true, force: true });
+  });
+
+  async function both(script: string, edit?: (c: RuntimeConfig) => void): Promise<[Outcome, Outcome]> {
+    const bundle = makeBundle(["sh", "-c", script], edit);
+    const id = uniqueId("diff");
+    try {
+      const runc = Bun.spawnSync([RUNC, "--root", runcRoot, "run", "--bundle", bundle.dir, id], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      // runc run deletes the container when it exits; make sure of it whatever happened.
+      Bun.spawnSync([RUNC, "--root", runcRoot, "delete", "--force", id], {
+        stdio: ["ignore", "ignore", "ignore"],
+      });
+      const ours = await runToExit(rt, ["sh", "-c", script], edit);
+      expect(leftovers(state.root, ours.id)).toEqual([]);
+      return [
+        { code: runc.exitCode ?? -1, stdout: runc.stdout.toString() },
+        { code: ours.exit.code, stdout: ours.stdout },
+      ];
+    } finally {
+      bundle.cleanup();
+    }
+  }
+
+  it("capabilities, no_new_privs and seccomp state", async () => {
+    const [runc, ours] = await both("grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status");
+    expect(ours).toEqual(runc);
+    expect(ours.stdout).toContain("CapBnd:\t0000000020000420");
+  });
+
+  it("the mount table (cgroup hierarchies aside)", async () => {
+    const script = "awk '$5 !~ /^\\/sys\\/fs\\/cgroup\\// {print $5, $6, $9}' /proc/self/mountinfo | sort";
+    const [runc, ours] = await both(script);
+    expect(ours).toEqual(runc);
+  });
+
+  it("hostname, uid, gid, groups, cwd and umask of a non-root user", async () => {
+    const [runc, ours] = await both("hostname; id; pwd; umask; touch /tmp/f; stat -c %a /tmp/f", (c) => {
+      c.root!.readonly = false;
+      c.mounts!.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["mode=1777"] });
+      c.hostname = "differential";
+      c.process!.user = { uid: 1000, gid: 1000, additionalGids: [2000], umask: 0o077 };
+      c.process!.cwd = "/home/user";
+    });
+    expect(ours).toEqual(runc);
+    expect(ours.stdout).toContain("uid=1000(user) gid=1000(user) groups=2000(extra)");
+  });
+
+  it("rlimits", async () => {
+    const [runc, ours] = await both("ulimit -a", (c) => {
+      c.process!.rlimits = [
+        { type: "RLIMIT_NOFILE", soft: 200, hard: 300 },
+        { type: "RLIMIT_CORE", soft: 0, hard: 0 },
+        { type: "RLIMIT_NPROC", soft: 100, hard: 100 },
+      ];
+    });
+    expect(ours).toEqual(runc);
+  });
+
+  it("seccomp denials and their errno", async () => {
+    const [runc, ours] = await both(
+      "mkdir /tmp/d; echo mkdir=$?; chmod 600 /etc/passwd; echo chmod=$?",
+      (c) => {
+        c.linux!.seccomp = {
+          defaultAction: "SCMP_ACT_ALLOW",
+          syscalls: [
+            { names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 1 },
+            { names: ["chmod", "fchmodat"], action: "SCMP_ACT_ERRNO", errnoRet: 13 },
+          ],
+        };
+      },
+    );
+    expect(ours).toEqual(runc);
+    expect(ours.stdout).toBe("mkdir=1\nchmod=1\n");
+  });
+
+  it("exit codes and deaths by signal", async () => {
+    for (const script of ["exit 7", "sh -c 'kill -9 $$'; exit $?", "sh -c 'kill -TERM $$'; echo $?"]) {
+      const [runc, ours] = await both(script);
+      expect(ours).toEqual(runc);
+    }
+  });
+
+  it("cgroup limits in effect", async () => {
+    const script =
+      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us";
+    const [runc, ours] = await both(script, (c) => {
+      c.linux!.resources = {
+        ...c.linux!.resources,
+        memory: { limit: 64 * 1024 * 1024 },
+        pids: { limit: 32 },
+        cpu: { quota: 50_000, period: 100_000 },
+      };
+    });
+    expect(ours).toEqual(runc);
+    expect(ours.stdout).toBe("67108864\n32\n50000\n");
+  });
+});
