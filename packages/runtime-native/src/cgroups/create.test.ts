@@ -118,6 +118,13 @@ describe("createCgroup on v2 (fake fs)", () => {
     expect(cg.openDirFd()).toBe(42);
   });
 
+  it("attaches a device program to the leaf for device rules", async () => {
+    const layout = v2Layout();
+    const fs = fakeFsFor(layout);
+    await createCgroup({ id: "dev", layout, resources: { devices: [{ allow: false, access: "rwm" }] } }, fs);
+    expect(fs.devicePrograms.get("/cg/magikrun/dev")?.byteLength).toBeGreaterThan(0);
+  });
+
   it("refuses a controller the parent does not delegate", async () => {
     const layout = v2Layout();
     const fs = fakeFsFor(layout);

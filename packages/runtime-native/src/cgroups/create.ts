@@ -1,5 +1,6 @@
 import { posix } from "node:path";
 import { MagikError, type Resources } from "@magikrun/spec";
+import { deviceAccessModel, deviceFilterProgram } from "./device-filter.ts";
 import { type CgroupFs, errnoOf, nodeCgroupFs } from "./fs.ts";
 import { CgroupHandle } from "./handle.ts";
 import { type CgroupLayout, detectCgroupLayout } from "./layout.ts";
@@ -145,6 +146,9 @@ export async function createCgroup(
       await makeChain(fs, layout, h, plan.v2Controllers, created, createdLeaves);
     }
     for (const w of plan.writes) await applyWrite(fs, leaves[w.hierarchy]!, w);
+    if (plan.v2DeviceRules) {
+      fs.attachDeviceProgram(leaves.unified!, deviceFilterProgram(deviceAccessModel(plan.v2DeviceRules)));
+    }
   } catch (err) {
     // Only what this call made is removed: a leaf that already existed belongs to someone else.
     const cleanup = new CgroupHandle({ paths: {}, created: [...created, ...createdLeaves] }, fs);

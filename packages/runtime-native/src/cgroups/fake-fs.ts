@@ -88,6 +88,14 @@ export class FakeCgroupFs implements CgroupFs {
     return 42;
   }
 
+  /** Device programs attached, by cgroup directory. */
+  readonly devicePrograms = new Map<string, Uint8Array>();
+
+  attachDeviceProgram(path: string, program: Uint8Array): void {
+    if (!this.dirs.has(path)) throw errno("ENOENT", path);
+    this.devicePrograms.set(path, program);
+  }
+
   /** Values written to one file, in order. */
   written(path: string): string[] {
     return this.writes.filter(([p]) => p === path).map(([, v]) => v);

@@ -1,5 +1,6 @@
-import { constants, openSync } from "node:fs";
+import { closeSync, constants, openSync } from "node:fs";
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { attachDeviceProgram } from "./bpf-syscall.ts";
 
 /**
  * The few filesystem operations cgroup management needs. Kept behind an interface so the conversion and
@@ -18,6 +19,8 @@ export interface CgroupFs {
   listDirs(path: string): Promise<string[]>;
   /** An O_RDONLY|O_DIRECTORY|O_CLOEXEC descriptor, for clone3(CLONE_INTO_CGROUP). */
   openDirectory(path: string): number;
+  /** Loads an eBPF device program (cgroup v2's replacement for devices.allow/deny) and attaches it to `path`. */
+  attachDeviceProgram(path: string, program: Uint8Array): void;
 }
 
 export function errnoOf(err: unknown): string | undefined {
@@ -53,4 +56,12 @@ export const nodeCgroupFs: CgroupFs = {
   },
   // Bun opens every descriptor O_CLOEXEC, so the fd cannot leak into the container.
   openDirectory: (path) => openSync(path, constants.O_RDONLY | constants.O_DIRECTORY),
+  attachDeviceProgram(path, program) {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      attachDeviceProgram(fd, program);
+    } finally {
+      closeSync(fd);
+    }
+  },
 };

@@ -14,6 +14,7 @@ const isRoot = process.getuid?.() === 0;
 const skipReason = !isRoot ? "needs root" : BUSYBOX === undefined ? "needs busybox-static" : undefined;
 if (skipReason !== undefined) console.warn(`cgroups kernel tests skipped: ${skipReason}`);
 
+const HAS_V2 = parseCgroupMounts(readFileSync("/proc/self/mountinfo", "utf8")).v2 !== undefined;
 const HAS_V1_DEVICES =
   parseCgroupMounts(readFileSync("/proc/self/mountinfo", "utf8")).v1.devices !== undefined;
 
@@ -180,6 +181,29 @@ describe.skipIf(skipReason !== undefined)("cgroups on the real kernel", () => {
     ok.release();
     expect(await ok.child.exited).toBe(0);
     expect(await new Response(ok.child.stdout).text()).toBe("wrote\n");
+  });
+
+  // The v2 path, exercised on the unified hierarchy: a layout without the v1 devices controller.
+  it.skipIf(!HAS_V2)("enforces device rules on cgroup v2 with an eBPF program", async () => {
+    const { devices: _, ...v1 } = layout.v1;
+    const cg = await createCgroup({
+      id: "devices-v2",
+      cgroupsPath: `${PARENT}/devices-v2`,
+      layout: { ...layout, v1 },
+      resources: {
+        devices: [
+          { allow: false, access: "rwm" },
+          { allow: true, type: "c", major: 1, minor: 5, access: "rw" },
+        ],
+      },
+    });
+    handles.push(cg);
+    const shell = gatedShell("head -c 3 /dev/zero | wc -c; echo hi > /dev/null && echo wrote");
+    await cg.join(shell.child.pid);
+    shell.release();
+    expect(await shell.child.exited).not.toBe(0);
+    expect((await new Response(shell.child.stdout).text()).trim()).toBe("3");
+    expect(await new Response(shell.child.stderr).text()).toMatch(/\/dev\/null: Operation not permitted/);
   });
 
   it("waits for killed processes to leave, then removes every directory it created", async () => {

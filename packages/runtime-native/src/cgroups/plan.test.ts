@@ -148,13 +148,20 @@ describe("cgroup v2 conversion", () => {
     expect(error(() => planResources(v2Layout(), { unified: { "../x": "1" } })).code).toBe("InvalidInput");
   });
 
-  it("refuses what v2 cannot do: realtime CPU and device rules", () => {
+  it("refuses realtime CPU, which v2 cannot do", () => {
     expect(error(() => planResources(v2Layout(), { cpu: { realtimeRuntime: 1000 } })).code).toBe(
       "NotSupported",
     );
-    const devices = error(() => planResources(v2Layout(), { devices: [{ allow: false, access: "rwm" }] }));
-    expect(devices.code).toBe("NotSupported");
-    expect(devices.hint).toMatch(/eBPF/);
+  });
+
+  it("hands device rules over for a BPF program, since v2 has no devices files", () => {
+    const devices = [{ allow: false, access: "rwm" }];
+    const plan = planResources(v2Layout(), { devices });
+    expect(plan.writes).toEqual([]);
+    expect(plan.v2DeviceRules).toEqual(devices);
+    expect(planResources(v1Layout(), { devices }).v2DeviceRules).toBeUndefined();
+    const nowhere = { ...v1Layout(), v1: {} };
+    expect(error(() => planResources(nowhere, { devices })).details.controller).toBe("devices");
   });
 
   it("warns about v1-only memory knobs", () => {

@@ -1,4 +1,4 @@
-import { MagikError, type Resources } from "@magikrun/spec";
+import { type DeviceCgroupRule, MagikError, type Resources } from "@magikrun/spec";
 import type { CgroupLayout } from "./layout.ts";
 import {
   cpusetWrites,
@@ -26,6 +26,8 @@ interface ControllerGroup {
   v2?: Writer;
 }
 
+const DEVICES: ControllerGroup = { v1: { controller: "devices", plan: v1Devices } };
+
 const GROUPS: ControllerGroup[] = [
   { v1: { controller: "cpuset", plan: cpusetWrites }, v2: { controller: "cpuset", plan: cpusetWrites } },
   { v1: { controller: "memory", plan: v1Memory }, v2: { controller: "memory", plan: v2Memory } },
@@ -33,17 +35,10 @@ const GROUPS: ControllerGroup[] = [
   { v1: { controller: "pids", plan: pidsWrites }, v2: { controller: "pids", plan: pidsWrites } },
   { v1: { controller: "blkio", plan: v1BlockIo }, v2: { controller: "io", plan: v2Io } },
   { v1: { controller: "hugetlb", plan: v1Hugetlb }, v2: { controller: "hugetlb", plan: v2Hugetlb } },
-  { v1: { controller: "devices", plan: v1Devices } },
   { v1: { controller: "net_cls", plan: v1NetCls } },
   { v1: { controller: "net_prio", plan: v1NetPrio } },
   { v1: { controller: "rdma", plan: rdmaWrites }, v2: { controller: "rdma", plan: rdmaWrites } },
 ];
-
-const V2_ONLY_HINTS: Record<string, string> = {
-  devices:
-    "Device rules need an eBPF program on cgroup v2, which magikrun does not load; remove linux.resources.devices " +
-    "or use a host with the v1 devices controller.",
-};
 
 /** A write bound to the hierarchy that holds its controller: a v1 controller name, or "unified". */
 export interface PlannedWrite extends CgroupWrite {
@@ -52,6 +47,8 @@ export interface PlannedWrite extends CgroupWrite {
 
 export interface ResourcePlan {
   writes: PlannedWrite[];
+  /** Device rules to enforce with an eBPF program on the v2 cgroup (hosts without the v1 devices controller). */
+  v2DeviceRules?: DeviceCgroupRule[];
   /** v2 controllers the writes need enabled down to the container's cgroup. */
   v2Controllers: string[];
   warnings: string[];
@@ -68,9 +65,7 @@ function missingController(layout: CgroupLayout, group: ControllerGroup, writes:
   const fields = [...new Set(writes.map((w) => `linux.resources.${w.field}`))];
   return new MagikError("NotSupported", `cgroup controller ${names} is not available on this host`, {
     details: { controller: group.v2?.controller ?? group.v1.controller, fields, cgroupMode: layout.mode },
-    hint:
-      V2_ONLY_HINTS[group.v1.controller] ??
-      `Remove ${fields.join(", ")} from the config, or enable the controller on the host.`,
+    hint: `Remove ${fields.join(", ")} from the config, or enable the controller on the host.`,
   });
 }
 
@@ -116,9 +111,17 @@ export function planResources(layout: CgroupLayout, r: Resources): ResourcePlan 
       writes.push({ ...w, hierarchy: host === "v1" ? w.controller : "unified" });
     if (host === "v2" && planned.writes.length > 0) v2Controllers.add(writer.controller);
   }
+  // Devices have no v2 files: without the v1 controller the rules become a BPF program on the v2 cgroup.
+  let v2DeviceRules: DeviceCgroupRule[] | undefined;
+  if (layout.v1.devices) {
+    for (const w of v1Devices(r).writes) writes.push({ ...w, hierarchy: "devices" });
+  } else if ((r.devices ?? []).length > 0) {
+    if (!layout.v2) throw missingController(layout, DEVICES, v1Devices(r).writes);
+    v2DeviceRules = r.devices;
+  }
   for (const w of unifiedPlan(layout, r)) {
     writes.push(w);
     if (w.controller !== "cgroup") v2Controllers.add(w.controller);
   }
-  return { writes, v2Controllers: [...v2Controllers], warnings };
+  return { writes, v2Controllers: [...v2Controllers], warnings, ...(v2DeviceRules ? { v2DeviceRules } : {}) };
 }
