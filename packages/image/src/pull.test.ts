@@ -43,10 +43,8 @@ describe.skipIf(!available)(`pull from docker-registry (${available ? "" : reaso
   const newStore = () => ImageStore.open(join(work, `store-${storeCount++}`));
 
   beforeAll(async () => {
-    const fx = (name: string) => {
-      const dir = join(work, `fx-${name}`);
-      return dir;
-    };
+    // One scratch dir: the busybox rootfs is made once and reused by every fixture.
+    const fx = (_variant: string) => join(work, "fixtures");
     fixtures.gzip = buildBusyboxImage({ workDir: fx("gzip") });
     fixtures.none = buildBusyboxImage({ workDir: fx("none"), compression: "none" });
     fixtures.zstd = buildBusyboxImage({ workDir: fx("zstd"), compression: "zstd" });
