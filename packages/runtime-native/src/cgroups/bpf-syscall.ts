@@ -1,4 +1,4 @@
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 import { closeSync } from "node:fs";
 import { MagikError } from "@magikrun/spec";
 
@@ -15,7 +15,7 @@ let libc:
   | {
       symbols: {
         syscall(nr: number, cmd: number, attr: number, size: number): number | bigint;
-        __errno_location(): number | null;
+        __errno_location(): Pointer | null;
       };
     }
   | undefined;
@@ -33,7 +33,7 @@ function bpf(cmd: number, attr: Uint8Array): { result: number; errno: number } {
   }) as unknown as typeof libc;
   const result = Number(libc!.symbols.syscall(nr, cmd, ptr(attr), attr.byteLength));
   const where = libc!.symbols.__errno_location();
-  return { result, errno: result < 0 && where !== null ? read.i32(where as never, 0) : 0 };
+  return { result, errno: result < 0 && where !== null ? read.i32(where, 0) : 0 };
 }
 
 function failure(step: string, errno: number, log = ""): MagikError {

@@ -208,6 +208,7 @@ describe.skipIf(skipReason !== undefined)("cgroups on the real kernel", () => {
 
   it("waits for killed processes to leave, then removes every directory it created", async () => {
     const cg = await createCgroup({ id: "gone", cgroupsPath: `${PARENT}-own/gone`, layout });
+    handles.push(cg);
     const sleeper = gatedShell(`exec ${BUSYBOX} sleep 30`);
     await cg.join(sleeper.child.pid);
     expect(await cg.pids()).toEqual([sleeper.child.pid]);
