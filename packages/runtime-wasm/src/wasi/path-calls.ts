@@ -12,7 +12,7 @@ import {
 import type { WasiContext, WasiFunctions } from "./context.ts";
 import { fail } from "./errors.ts";
 import { type DirEntry, filetypeOf } from "./fd-table.ts";
-import { type ResolvedPath, resolvePath } from "./sandbox.ts";
+import { hostPathOf, type ResolvedPath, resolvePath } from "./sandbox.ts";
 import { writeFilestat } from "./stat.ts";
 
 const READ_RIGHTS = Rights.FD_READ | Rights.FD_READDIR;
@@ -80,7 +80,9 @@ export function pathCalls(ctx: WasiContext): WasiFunctions {
           ? ({
               kind: "dir",
               hostFd,
-              location: { ...dir.location, rel: resolved.rel },
+              // Like wasmtime (cap-std), every directory fd is a root of its own: ".." cannot climb out of it,
+              // and it keeps addressing its directory after renames because resolution starts at its host fd.
+              location: { root: hostPathOf(dir.location.root, resolved.rel), rootFd: hostFd, rel: [] },
               readonly: dir.readonly,
               filetype,
               rightsBase: base & RIGHTS_DIR,

@@ -99,6 +99,13 @@ describe("sandbox escapes through preopens", () => {
         "unlink through link=63",
         "readlink outside=63",
         "readlink escaping link ok=0",
+        "open sub=0",
+        "sub dotdot=63",
+        "sub link up=63",
+        "rename sub=0",
+        // The path fallback addresses a directory fd by the path it had when opened.
+        `create via sub fd=${confinement === "openat2" ? 0 : Errno.NOENT}`,
+        "close sub=0",
         // wasi-libc itself refuses a path under no preopen; ".." inside a preopened path reaches the runtime.
         "libc /etc/passwd fd=-1 errno=76",
         "libc dotdot fd=-1 errno=63",
@@ -118,6 +125,7 @@ describe("sandbox escapes through preopens", () => {
         expect(existsSync(join(root, name))).toBe(false);
       }
       expect(existsSync(join(root, "ro", "new"))).toBe(false);
+      expect(existsSync(join(root, "sandbox", "sub2", "made-in-sub"))).toBe(confinement === "openat2");
       expect(readFileSync(join(root, "ro", "readme"), "utf8")).toBe("read me");
     },
   );

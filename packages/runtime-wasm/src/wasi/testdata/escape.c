@@ -55,6 +55,17 @@ int main(void) {
   show("readlink outside", __wasi_path_readlink(3, "../outside/link", (uint8_t *)buf, sizeof buf, &used));
   show("readlink escaping link ok", __wasi_path_readlink(3, "link-out", (uint8_t *)buf, sizeof buf, &used));
 
+  // A directory fd is a sandbox root of its own, and follows its directory through renames.
+  __wasi_fd_t sub;
+  show("open sub", __wasi_path_open(3, 0, "sub", __WASI_OFLAGS_DIRECTORY,
+                                    __WASI_RIGHTS_PATH_OPEN | __WASI_RIGHTS_PATH_CREATE_FILE,
+                                    (__wasi_rights_t)-1, 0, &sub));
+  show("sub dotdot", open_at(sub, "../file", 1));
+  show("sub link up", open_at(sub, "up/file", 1));
+  show("rename sub", __wasi_path_rename(3, "sub", 3, "sub2"));
+  show("create via sub fd", open_raw(sub, "made-in-sub", 11, 0, __WASI_OFLAGS_CREAT, __WASI_RIGHTS_FD_READ));
+  show("close sub", __wasi_fd_close(sub));
+
   errno = 0;
   int fd = open("/etc/passwd", O_RDONLY);
   printf("libc /etc/passwd fd=%d errno=%d\n", fd, errno);
