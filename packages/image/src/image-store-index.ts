@@ -110,12 +110,29 @@ export class ImageIndexFile {
         }
       }
       const age = Date.now() - (statSync(lockPath, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      if (age > LOCK_STALE_MS) rmSync(lockPath, { force: true });
+      if (age > LOCK_STALE_MS || holderIsGone(lockPath)) rmSync(lockPath, { force: true });
       else if (Date.now() > deadline) {
         throw new MagikError("Timeout", "the image index stayed locked by another process", {
           details: { path: lockPath, waitedMs: LOCK_WAIT_MS },
         });
       } else await Bun.sleep(20);
     }
+  }
+}
+
+/** A lock whose writer died (its pid is gone) is stale at once; an empty one may be mid-write, so it is not. */
+function holderIsGone(lockPath: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(lockPath, "utf8"));
+  } catch {
+    return false;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as { code?: string }).code === "ESRCH";
   }
 }

@@ -88,6 +88,11 @@ describe("ImageStore", () => {
       Array.from({ length: 20 }, (_, i) => stores[i % 2]!.record([{ ...base, reference: `x.io/r:${i}` }])),
     );
     expect(stores[0]!.list().length).toBe(20);
+    // A lock left by a process that died does not block the next writer.
+    const dead = Bun.spawnSync(["true"]).pid;
+    writeFileSync(join(root, "images/index.lock"), String(dead));
+    await stores[0]!.record([{ ...base, reference: "x.io/r:after-crash" }]);
+    expect(stores[1]!.list().length).toBe(21);
     writeFileSync(join(root, "images/index.json"), "{not json");
     expect(() => stores[0]!.list()).toThrow(/corrupt/);
   });

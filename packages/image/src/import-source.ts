@@ -1,4 +1,4 @@
-import { lstatSync } from "node:fs";
+import { lstatSync, realpathSync } from "node:fs";
 import { join, posix } from "node:path";
 import { MagikError } from "@magikrun/spec";
 
@@ -51,15 +51,30 @@ function tooLarge(name: string, size: number, max: number, limit: string): Magik
 
 /** A directory (an OCI image layout). Symlinks inside it are not followed. */
 export function directorySource(dir: string): ImportSource {
+  const realDir = realpathSync(dir);
   const fileOf = (name: string) => {
     const path = join(dir, cleanName(name, dir));
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st?.isFile()) throw missing(name, dir);
+    // A symlinked directory on the way must not lead out of the layout.
+    const real = realpathSync(path);
+    if (!real.startsWith(`${realDir}/`)) {
+      throw new MagikError("PathTraversal", `${name} in ${dir} resolves outside it`, {
+        details: { name, source: dir, resolved: real },
+      });
+    }
     return { path, size: st.size };
   };
   return {
     description: dir,
-    has: (name) => lstatSync(join(dir, cleanName(name, dir)), { throwIfNoEntry: false })?.isFile() ?? false,
+    has: (name) => {
+      try {
+        fileOf(name);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     size: (name) => fileOf(name).size,
     async read(name, max, limit) {
       const { path, size } = fileOf(name);

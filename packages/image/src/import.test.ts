@@ -170,6 +170,18 @@ describe.skipIf(!hasBusybox())("importImage (needs busybox-static)", () => {
       JSON.stringify([{ Config: "../../etc/passwd", RepoTags: ["a:b"], Layers: [] }]),
     );
     expect((await errorOf(importImage(traversal, { store }))).code).toBe("PathTraversal");
+    mkdirSync(join(work, "outside"));
+    writeFileSync(join(work, "outside", "secret.json"), "{}");
+    symlinkSync(join(work, "outside"), join(traversal, "linked"));
+    writeFileSync(
+      join(traversal, "manifest.json"),
+      JSON.stringify([{ Config: "linked/secret.json", RepoTags: ["a:b"], Layers: [] }]),
+    );
+    expect((await errorOf(importImage(traversal, { store }))).code).toBe("PathTraversal");
+    writeFileSync(
+      join(traversal, "manifest.json"),
+      JSON.stringify([{ Config: "../../etc/passwd", RepoTags: ["a:b"], Layers: [] }]),
+    );
     const viaTar = tarOf(traversal, join(work, "traversal.tar"));
     expect((await errorOf(importImage(viaTar, { store }))).code).toBe("PathTraversal");
 
