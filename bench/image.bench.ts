@@ -36,6 +36,7 @@ export default async function imageBench(): Promise<{ title: string; figures: Fi
     await pushFixture(registry, "bench/busybox", "latest", buildBusyboxImage({ workDir: work }));
     const reference = `${registry.host}/bench/busybox:latest`;
     const oursMs: number[] = [];
+    const pullMs: number[] = [];
     const theirsMs: number[] = [];
     const secondMs: number[] = [];
     let mode = "";
@@ -46,8 +47,10 @@ export default async function imageBench(): Promise<{ title: string; figures: Fi
         let builder: BundleBuilder | undefined;
         oursMs.push(
           await timeMs(async () => {
+            const pullStart = performance.now();
             const store = await ImageStore.open(root);
             const { image } = await pullImage(reference, { store, dockerConfig: false });
+            pullMs.push(performance.now() - pullStart);
             builder = new BundleBuilder(new LayerCache(root, store.blobs), store.blobs);
             const bundle = await builder.buildOci(image, `first-${round}`);
             mode = builder.rootfs.info(`first-${round}`)?.mode ?? "";
@@ -83,6 +86,7 @@ export default async function imageBench(): Promise<{ title: string; figures: Fi
     }
     oursMs.shift();
     theirsMs.shift();
+    pullMs.shift();
     const builder = builders[builders.length - 1]!;
     const store = await ImageStore.open(builder.root);
     const { image } = await pullImage(reference, { store, dockerConfig: false });
@@ -103,6 +107,7 @@ export default async function imageBench(): Promise<{ title: string; figures: Fi
           reference: { name: "skopeo copy + umoci unpack", value: theirsMedian },
           target: { ratio: 0.5, better: "lower" },
         },
+        { name: "  of which pull (registry to blob store)", value: median(pullMs), unit: "ms" },
         {
           name: `second container's bundle (median of ${SECOND_ROUNDS})`,
           value: median(secondMs),

@@ -219,4 +219,52 @@ export class LayerCache {
   remove(chainId: string): void {
     fs.rmSync(this.layerPath(chainId), { recursive: true, force: true });
   }
+
+  /**
+   * Removes cached layers no image references (by chain id, from each image's diff_ids) and no assembled rootfs
+   * uses, and temp dirs left by unpacks that died. Plugs into `ImageStore.prune` as its LayerPruner.
+   */
+  async prune(referenced: { images: readonly (readonly string[])[] }): Promise<{ removed: string[] }> {
+    const keep = new Set(referenced.images.flatMap((diffIds) => chainIds(diffIds)));
+    for (const chainId of this.#layersInUse()) keep.add(chainId);
+    const removed: string[] = [];
+    const layersDir = path.join(this.root, LAYOUT.layers, "sha256");
+    for (const hex of fs.existsSync(layersDir) ? fs.readdirSync(layersDir) : []) {
+      const chainId = `sha256:${hex}`;
+      if (keep.has(chainId) || this.#inflight.has(chainId)) continue;
+      this.remove(chainId);
+      removed.push(chainId);
+    }
+    this.removeStaleTemp();
+    return { removed };
+  }
+
+  #layersInUse(): string[] {
+    const rootfsDir = path.join(this.root, LAYOUT.rootfs);
+    if (!fs.existsSync(rootfsDir)) return [];
+    return fs.readdirSync(rootfsDir).flatMap((id) => {
+      try {
+        const info = JSON.parse(fs.readFileSync(path.join(rootfsDir, id, "rootfs.json"), "utf8"));
+        return Array.isArray(info.layers) ? (info.layers as string[]) : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /** Removes unpack temp dirs older than `olderThanMs` (never this process's own unpacks in flight). */
+  removeStaleTemp(olderThanMs = 60 * 60 * 1000): string[] {
+    const tmpRoot = path.join(this.root, LAYOUT.layers, "tmp");
+    if (!fs.existsSync(tmpRoot) || this.#inflight.size > 0) return [];
+    const removed: string[] = [];
+    for (const name of fs.readdirSync(tmpRoot)) {
+      const dir = path.join(tmpRoot, name);
+      const stat = fs.lstatSync(dir, { throwIfNoEntry: false });
+      if (stat && Date.now() - stat.mtimeMs >= olderThanMs) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        removed.push(dir);
+      }
+    }
+    return removed;
+  }
 }

@@ -17,6 +17,10 @@ export function copyLayers(layers: UnpackedLayer[], target: string, privileged: 
     const whiteouts = new Set(layer.meta.whiteouts);
     const opaques = new Set(layer.meta.opaques);
     if (opaques.has("")) clearDir(target);
+    // Unprivileged unpacks record whiteouts without a marker file in the layer: apply them from the record.
+    for (const rel of whiteouts) {
+      if (hasRealParents(target, rel)) fs.rmSync(path.join(target, rel), { recursive: true, force: true });
+    }
     const links = new Map<string, string>();
     copyTree(layer.dir, target, "", { whiteouts, opaques, links, privileged });
   }
@@ -28,6 +32,16 @@ interface CopyContext {
   /** dev:ino of a file already copied in this layer → its target path, to keep hardlinks. */
   links: Map<string, string>;
   privileged: boolean;
+}
+
+/** Whether every parent of `rel` in `root` is a real directory (so a path operation cannot follow a symlink). */
+function hasRealParents(root: string, rel: string): boolean {
+  const parts = rel.split("/");
+  for (let i = 1; i < parts.length; i++) {
+    const stat = fs.lstatSync(path.join(root, ...parts.slice(0, i)), { throwIfNoEntry: false });
+    if (!stat?.isDirectory()) return false;
+  }
+  return true;
 }
 
 function clearDir(dir: string): void {

@@ -98,6 +98,28 @@ describe("rootfs ids", () => {
     expect(fs.existsSync(path.join(root.dir, "escape"))).toBe(false);
   });
 
+  it("without privileges, copies and applies whiteouts and opaque dirs from the layer records", async () => {
+    const image = await storeLayers(root.store, [
+      [
+        { type: "file", path: "etc/gone", data: "g" },
+        { type: "file", path: "etc/kept", data: "k" },
+        { type: "file", path: "opt/old", data: "o" },
+      ],
+      [
+        { type: "file", path: "etc/.wh.gone", data: "" },
+        { type: "file", path: "opt/.wh..wh..opq", data: "" },
+        { type: "file", path: "opt/new", data: "n" },
+      ],
+    ]);
+    const unprivileged = new RootfsManager(new LayerCache(root.dir, root.store, { privileged: false }));
+    const id = uniqueId("unpriv");
+    const rootfs = await unprivileged.assemble(image, id);
+    expect(rootfs.mode).toBe("copy");
+    expect(rootfs.fallbackReason).toBe("overlayfs needs root");
+    expect(fs.readdirSync(path.join(rootfs.path, "etc"))).toEqual(["kept"]);
+    expect(fs.readdirSync(path.join(rootfs.path, "opt"))).toEqual(["new"]);
+  });
+
   it("assembles an image with no layers", async () => {
     const image = await storeLayers(root.store, []);
     const rootfs = await manager.assemble(image, uniqueId("empty"));

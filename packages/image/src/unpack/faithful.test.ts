@@ -79,10 +79,18 @@ describe("faithful unpacking", () => {
     },
   );
 
-  it.skipIf(isRoot)("as non-root, skips devices and fifos with a recorded warning", async () => {
-    const { unpacked } = await unpackWith("gzip");
-    expect(fs.existsSync(path.join(unpacked.dir, "dev/null"))).toBe(false);
-    expect(unpacked.meta.warnings.join("\n")).toContain("dev/null: char skipped (not running as root)");
+  it("without privileges, skips devices, fifos and ownership with recorded warnings, and whiteouts stay records", async () => {
+    const layer = makeLayer(tarBytes([...entries, { type: "file", path: ".wh.gone" }]), "gzip", "oci");
+    const image = await storeFixture(root.store, makeImage([layer]));
+    const [unpacked] = await new LayerCache(root.dir, root.store, { privileged: false }).unpackImage(image);
+    expect(fs.existsSync(path.join(unpacked!.dir, "dev/null"))).toBe(false);
+    expect(fs.existsSync(path.join(unpacked!.dir, "gone"))).toBe(false);
+    const warnings = unpacked!.meta.warnings.join("\n");
+    expect(warnings).toContain("dev/null: char skipped (not running as root)");
+    expect(warnings).toContain("run/initctl: fifo skipped");
+    expect(warnings).toContain("srv/secret: ownership 1000:1000 not kept");
+    expect(unpacked!.meta.whiteouts).toEqual(["gone"]);
+    expect(unpacked!.meta.overlayReady).toBe(false);
   });
 
   it("unpacks tar, tar+gzip, tar+zstd and Docker rootfs.diff.tar.gzip layers to the same tree", async () => {
