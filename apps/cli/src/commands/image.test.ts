@@ -81,6 +81,33 @@ describe.skipIf(!hasBusybox() || !hasRegistry())(
       expect(pruned.blobsRemoved.length).toBe(3);
     });
 
+    it.skipIf(!Bun.which("script"))(
+      "draws a progress bar per layer on a terminal (needs util-linux script)",
+      async () => {
+        // `script` gives the command a pseudo-terminal, as an interactive shell would.
+        const command = [
+          "bun",
+          MAIN,
+          "--root",
+          join(work, "tty-root"),
+          "image",
+          "pull",
+          `${registry.host}/test/busybox:1`,
+        ];
+        const proc = Bun.spawn(["script", "-qfec", command.join(" "), "/dev/null"], {
+          stdout: "pipe",
+          stderr: "pipe",
+          stdin: "ignore",
+          env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
+        });
+        const [screen, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+        expect(code, screen).toBe(0);
+        const digest = image.layers[0]!.digest.slice(7, 19);
+        expect(screen).toMatch(new RegExp(`${digest} done\\s+\\[={24}\\] 1\\.0 MiB/1\\.0 MiB`));
+        expect(screen).toContain("\x1b[1A");
+      },
+    );
+
     it("builds from a directory and imports a layout, without a registry", async () => {
       const rootfs = join(work, "rootfs");
       makeBusyboxRootfs(rootfs);
