@@ -102,45 +102,74 @@ static int open_in_root(int root_fd, const char *path, int flags) {
   return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
 }
 
-/* Creates every missing component of path inside the root (symlinks resolve inside it, never to the host),
- * the last one as a directory or an empty file, and returns an O_PATH fd of it. */
+/* Creates every missing component of path inside the root and returns an O_PATH fd of the last one (a
+ * directory, or an empty file with as_file). Symlinks are followed by hand, as if the root were "/": an
+ * absolute or climbing link in the image lands inside the root and the missing part of its target is created
+ * there, never on the host (the class of CVE-2021-30465). The final open uses RESOLVE_IN_ROOT as well. */
 static int mkpath_in_root(int root_fd, const char *path, int as_file) {
-  char prefix[4096];
-  size_t len = strlen(path);
-  if (len >= sizeof prefix) { errno = ENAMETOOLONG; return -1; }
-  int parent = open_in_root(root_fd, "/", O_PATH | O_DIRECTORY);
-  if (parent < 0) return -1;
-  size_t i = 0;
-  while (i < len) {
-    while (i < len && path[i] == '/') i++;
-    if (i >= len) break;
-    size_t start = i;
-    while (i < len && path[i] != '/') i++;
-    int last = i >= len || path[i + strspn(path + i, "/")] == 0;
-    memcpy(prefix, path, i);
-    prefix[i] = 0;
-    int fd = open_in_root(root_fd, prefix, O_PATH);
-    if (fd < 0 && errno == ENOENT) {
-      char name[256];
-      size_t n = i - start;
-      if (n >= sizeof name) { close(parent); errno = ENAMETOOLONG; return -1; }
-      memcpy(name, path + start, n);
-      name[n] = 0;
+  char todo[4096], resolved[4096], link[4096];
+  size_t tlen = strlen(path);
+  if (tlen >= sizeof todo) { errno = ENAMETOOLONG; return -1; }
+  memcpy(todo, path, tlen + 1);
+  resolved[0] = 0;
+  int links = 0;
+  size_t pos = 0;
+  while (todo[pos]) {
+    while (todo[pos] == '/') pos++;
+    if (!todo[pos]) break;
+    size_t start = pos;
+    while (todo[pos] && todo[pos] != '/') pos++;
+    size_t n = pos - start;
+    char name[256];
+    if (n >= sizeof name) { errno = ENAMETOOLONG; return -1; }
+    memcpy(name, todo + start, n);
+    name[n] = 0;
+    size_t rest = pos;
+    while (todo[rest] == '/') rest++;
+    int last = todo[rest] == 0;
+    if (strcmp(name, ".") == 0) continue;
+    if (strcmp(name, "..") == 0) {
+      char *slash = strrchr(resolved, '/');
+      if (slash) *slash = 0; /* ".." at the root stays at the root */
+      continue;
+    }
+    int parent = open_in_root(root_fd, resolved[0] ? resolved : "/", O_PATH | O_DIRECTORY);
+    if (parent < 0) return -1;
+    struct stat st;
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno != ENOENT) { close(parent); return -1; }
+      int rc;
       if (last && as_file) {
         int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (f < 0 && errno != EEXIST) { close(parent); return -1; }
+        rc = f < 0 ? -1 : 0;
         if (f >= 0) close(f);
-      } else if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) {
-        close(parent);
-        return -1;
+      } else {
+        rc = mkdirat(parent, name, 0755);
       }
-      fd = open_in_root(root_fd, prefix, O_PATH);
+      if (rc < 0 && errno != EEXIST) { close(parent); return -1; }
+    } else if (S_ISLNK(st.st_mode)) {
+      ssize_t l = readlinkat(parent, name, link, sizeof link - 1);
+      close(parent);
+      if (l < 0) return -1;
+      link[l] = 0;
+      if (++links > 40) { errno = ELOOP; return -1; }
+      /* the rest of the path goes after the link's target */
+      size_t restlen = strlen(todo + pos);
+      if ((size_t)l + restlen + 2 >= sizeof todo) { errno = ENAMETOOLONG; return -1; }
+      memmove(todo + l + 1, todo + pos, restlen + 1);
+      memcpy(todo, link, (size_t)l);
+      todo[l] = '/';
+      pos = 0;
+      if (link[0] == '/') resolved[0] = 0;
+      continue;
     }
     close(parent);
-    if (fd < 0) return -1;
-    parent = fd;
+    size_t rlen = strlen(resolved);
+    if (rlen + n + 2 >= sizeof resolved) { errno = ENAMETOOLONG; return -1; }
+    resolved[rlen] = '/';
+    memcpy(resolved + rlen + 1, name, n + 1);
   }
-  return parent;
+  return open_in_root(root_fd, resolved[0] ? resolved : "/", O_PATH | O_NOFOLLOW);
 }
 
 static int mount_at_fd(const char *src, int fd, const char *type, unsigned long flags, const char *data) {
@@ -412,7 +441,19 @@ static int run_op(struct ctx *c, struct rec *r) {
     for (int i = 0; i < 3; i++)
       if (a[i] >= 0 && a[i] != i && dup3((int)a[i], i, 0) < 0) return -1;
     return 0;
-  case OP_CHDIR: return chdir(s[0]);
+  case OP_CHDIR: {
+    /* No magic links (a leaked /proc/self/fd/N would put the cwd outside the root: CVE-2024-21626), and the
+     * result must be reachable from the root. */
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, s[0], &how, sizeof how);
+    if (fd < 0) return -1;
+    int rc = fchdir(fd);
+    close(fd);
+    if (rc < 0) return -1;
+    char cwd[4096];
+    if (syscall(SYS_getcwd, cwd, sizeof cwd) < 0 || cwd[0] != '/') { errno = ENOENT; return -1; }
+    return 0;
+  }
   case OP_CAPS_BOUNDING: {
     uint64_t keep = (uint64_t)a[0];
     for (int cap = 0; cap <= (int)a[1]; cap++)
