@@ -7,9 +7,10 @@ import {
   lstatSync,
   readdirSync,
 } from "node:fs";
-import { Errno, Filetype, PREOPENTYPE_DIR, Rights, SIZE_DIRENT, SIZE_FDSTAT } from "./constants.ts";
+import { Errno, Fdflags, Filetype, PREOPENTYPE_DIR, Rights, SIZE_DIRENT, SIZE_FDSTAT } from "./constants.ts";
 import type { WasiContext, WasiFunctions } from "./context.ts";
 import { type DirEntry, type DirListingEntry, type FdEntry, filetypeOf } from "./fd-table.ts";
+import { libc } from "./libc.ts";
 import { encode } from "./memory.ts";
 import { hostPathOf } from "./sandbox.ts";
 import { fstatBig, setTimes, writeFilestat } from "./stat.ts";
@@ -98,6 +99,14 @@ export function fdCalls(ctx: WasiContext): WasiFunctions {
     fd_fdstat_set_flags(fd: number, flags: number): number {
       const entry = ctx.fds.get(fd, Rights.FD_FDSTAT_SET_FLAGS);
       if ((flags & ~0x1f) !== 0) return Errno.INVAL;
+      if (entry.kind === "socket") {
+        // Sockets block in the host's recv/accept, so the flag must reach the host fd to mean anything
+        // (for a preopened listener that is the caller's fd: the guest was handed it to use as it likes).
+        const c = libc();
+        if (c === null || c.setNonblocking(entry.hostFd, (flags & Fdflags.NONBLOCK) !== 0) < 0) {
+          return Errno.NOTSUP;
+        }
+      }
       entry.fdflags = flags;
       return Errno.SUCCESS;
     },

@@ -14,6 +14,8 @@ export interface Libc {
   shutdown(fd: number, how: number): number;
   fionread(fd: number): number;
   getsockopt_type(fd: number): number;
+  /** Sets or clears O_NONBLOCK on a host fd; -1 on failure. */
+  setNonblocking(fd: number, on: boolean): number;
   /** futimens/utimensat (nofollow) with a timespec[2] in `times`; ns-exact where node:fs rounds to doubles. */
   futimens(fd: number, times: BigInt64Array): number;
   lutimensat(path: string, times: BigInt64Array): number;
@@ -33,6 +35,9 @@ export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 
 const FIONREAD = 0x541b;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 export const UTIME_NOW = (1n << 30n) - 1n;
@@ -117,6 +122,7 @@ function load(): Libc {
     getsockopt: { args: [i32, i32, i32, p, p], returns: i32 },
     futimens: { args: [i32, p], returns: i32 },
     utimensat: { args: [i32, p, p, i32], returns: i32 },
+    fcntl: { args: [i32, i32, i32], returns: i32 },
     __errno_location: { args: [], returns: p },
   });
   const s = lib.symbols;
@@ -143,6 +149,11 @@ function load(): Libc {
     futimens: (fd, times) => s.futimens(fd, ptr(times)),
     lutimensat: (path, times) =>
       s.utimensat(AT_FDCWD, ptr(Buffer.from(`${path}\0`)), ptr(times), AT_SYMLINK_NOFOLLOW),
+    setNonblocking: (fd, on) => {
+      const flags = s.fcntl(fd, F_GETFL, 0);
+      if (flags < 0) return -1;
+      return s.fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
+    },
     errno: () => {
       const at = s.__errno_location();
       if (at === null) return 0;

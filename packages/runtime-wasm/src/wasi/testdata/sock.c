@@ -24,8 +24,10 @@ int main(int argc, char **argv) {
   show("peek", __wasi_sock_recv(conn, iov, 2, __WASI_RIFLAGS_RECV_PEEK, &got, &roflags));
   show("recv", __wasi_sock_recv(conn, iov, 2, 0, &got, &roflags));
   printf("request=%.*s\n", (int)got, buf);
+  show("set nonblock", __wasi_fd_fdstat_set_flags(conn, __WASI_FDFLAGS_NONBLOCK));
+  show("recv nothing pending", __wasi_sock_recv(conn, iov, 2, 0, &got, &roflags));
   char reply[80];
-  int len = snprintf(reply, sizeof reply, "pong:%.*s", (int)got, buf);
+  int len = snprintf(reply, sizeof reply, "pong:%s", buf);
   __wasi_ciovec_t out = {(const uint8_t *)reply, (size_t)len};
   __wasi_size_t sent = 0;
   show("send", __wasi_sock_send(conn, &out, 1, 0, &sent));
