@@ -53,19 +53,24 @@ export async function streamToTempFile(
 ): Promise<WrittenBlob> {
   const hasher = new Bun.CryptoHasher(rules.algorithm);
   const { signal } = rules;
-  let rejectAbort: ((err: unknown) => void) | undefined;
-  const aborted =
-    signal &&
-    new Promise<never>((_, reject) => {
-      rejectAbort = () => reject(cancelled(signal));
-      signal.addEventListener("abort", rejectAbort, { once: true });
+  // Rejects the read being awaited when the signal fires, so a stalled source cannot hold a cancelled put. One
+  // fresh promise per read: racing every read against one long-lived abort promise would pile up handlers on it.
+  let rejectRead: ((err: unknown) => void) | undefined;
+  const onAbort = () => rejectRead?.(cancelled(signal!));
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const nextChunk = (): Promise<Uint8Array | undefined> => {
+    if (!signal) return reader.next();
+    if (signal.aborted) return Promise.reject(cancelled(signal));
+    return new Promise((resolve, reject) => {
+      rejectRead = reject;
+      reader.next().then(resolve, reject);
     });
-  aborted?.catch(() => {});
+  };
   let size = 0;
   try {
     return await writeTempFile(tempPath, async (append) => {
       for (;;) {
-        const chunk = await (aborted ? Promise.race([reader.next(), aborted]) : reader.next());
+        const chunk = await nextChunk();
         if (chunk === undefined) break;
         size += chunk.length;
         if (size > rules.maxSize) throw tooLarge(rules, size);
@@ -83,7 +88,7 @@ export async function streamToTempFile(
     reader.cancel(err);
     throw err;
   } finally {
-    if (rejectAbort) signal?.removeEventListener("abort", rejectAbort);
+    signal?.removeEventListener("abort", onAbort);
   }
 }
 
