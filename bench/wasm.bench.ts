@@ -1,0 +1,225 @@
+/**
+ * `bun run bench wasm`: (a) cold start to exit of a C hello world through the WasmRuntime API, first start of a
+ * module (rewrite + compile) against a second start of the same module (cache hit); (b) a CPU-bound C program
+ * metered against unmetered; (c) the same program under Node's node:wasi, run from this script.
+ * (a) is wall-clock time. (b) and (c) are CPU time of the process (user + system, all threads) while it does
+ * nothing else, which shared CI machines disturb far less than wall-clock time.
+ */
+import { spawnSync } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  InstrumentCache,
+  WasmInstance,
+  WasmRuntime,
+  WorkerPool,
+} from "../packages/runtime-wasm/src/index.ts";
+import { compileC } from "../packages/runtime-wasm/src/testing/clang.ts";
+import type { WasmBundle } from "../packages/spec/src/index.ts";
+import { type Benchmark, type Figure, median, timeMs } from "./lib.ts";
+
+const COLD_RUNS = 15;
+const CPU_RUNS = 5;
+const CPU_SCALE = "6";
+
+/** A distinct copy of a module (an extra custom section), so each first start misses every cache. */
+function variant(bytes: Uint8Array, n: number): Uint8Array {
+  const name = new TextEncoder().encode(`bench-${n}`);
+  const payload = new Uint8Array([name.length, ...name]);
+  return new Uint8Array([...bytes, 0, payload.length, ...payload]);
+}
+
+async function coldStart(dir: string, hello: Uint8Array): Promise<Figure[]> {
+  const runtime = new WasmRuntime({ root: join(dir, "root"), cacheDir: false });
+  const bundle = (modulePath: string): WasmBundle => ({
+    kind: "wasm",
+    path: dir,
+    modulePath,
+    args: ["hello"],
+    env: [],
+    preopens: [],
+  });
+  const runOnce = async (id: string, modulePath: string) => {
+    await runtime.create({ id, bundle: bundle(modulePath), stdio: { stdout: "ignore" } });
+    await runtime.start(id);
+    const exit = await runtime.wait(id);
+    if (exit.code !== 0) throw new Error(`hello exited ${JSON.stringify(exit)}`);
+    await runtime.delete(id);
+  };
+  const fresh = join(dir, "fresh.wasm");
+  writeFileSync(fresh, variant(hello, -1));
+  const veryFirst = await timeMs(() => runOnce("fresh", fresh));
+  const first: number[] = [];
+  const second: number[] = [];
+  for (let i = 0; i < COLD_RUNS; i++) {
+    const path = join(dir, `hello-${i}.wasm`);
+    writeFileSync(path, variant(hello, i));
+    // Idle time between starts, not measured: the runtime boots its spare Worker in the background meanwhile.
+    await Bun.sleep(250);
+    first.push(await timeMs(() => runOnce(`a${i}`, path)));
+    await Bun.sleep(250);
+    second.push(await timeMs(() => runOnce(`b${i}`, path)));
+  }
+  runtime.close();
+  const target = { name: "target", value: 10 };
+  return [
+    { name: "first start in a new runtime (worker boot incl.)", value: veryFirst, unit: "ms" },
+    {
+      name: "cold start to exit, first start (median)",
+      value: median(first),
+      unit: "ms",
+      reference: target,
+      target: { ratio: 1, better: "lower" },
+    },
+    {
+      name: "cold start to exit, second start (median)",
+      value: median(second),
+      unit: "ms",
+      reference: target,
+      target: { ratio: 1, better: "lower" },
+    },
+    {
+      name: "second start vs first start",
+      value: median(second),
+      unit: "ms",
+      reference: { name: "first", value: median(first) },
+      target: { ratio: 1, better: "lower" },
+    },
+  ];
+}
+
+async function cpuRuns(cpu: Uint8Array, cpuPath: string, dir: string): Promise<Figure[]> {
+  const cache = new InstrumentCache();
+  const pool = new WorkerPool({ spares: 1 });
+  const metered = await cache.prepare(cpu, { maxMemoryPages: 65_536, meter: true });
+  const unmetered = await cache.prepare(cpu, { maxMemoryPages: 65_536, meter: false });
+  const devNull = openSync("/dev/null", "w");
+  const runOnce = async (prepared: typeof metered, fuel: number | null): Promise<number> => {
+    const instance = new WasmInstance(pool.take());
+    await instance.init({
+      module: prepared.module,
+      importedMemories: prepared.importedMemories,
+      args: ["cpu", CPU_SCALE],
+      env: [],
+      preopens: [],
+      stdin: "ignore",
+      stdout: devNull,
+      stderr: 2,
+      fuel,
+    });
+    const start = process.cpuUsage();
+    instance.start();
+    const exit = await instance.exit;
+    if (exit.code !== 0) throw new Error(`cpu exited ${JSON.stringify(exit)}`);
+    return cpuMs(start);
+  };
+  const withFuel: number[] = [];
+  const without: number[] = [];
+  await runOnce(unmetered, null); // warm-up: first runs pay for the tiering of JSC's compilers
+  for (let i = 0; i < CPU_RUNS; i++) {
+    without.push(await runOnce(unmetered, null));
+    withFuel.push(await runOnce(metered, 1e15));
+  }
+  pool.close();
+  closeSync(devNull);
+
+  // The whole API path for the comparison with Node: create (cached rewrite) + start + wait.
+  const runtime = new WasmRuntime({ root: join(dir, "root"), cacheDir: false });
+  const bundle: WasmBundle = {
+    kind: "wasm",
+    path: dir,
+    modulePath: cpuPath,
+    args: ["cpu", CPU_SCALE],
+    env: [],
+    preopens: [],
+  };
+  const api: number[] = [];
+  for (let i = 0; i < CPU_RUNS; i++) {
+    const start = process.cpuUsage();
+    await runtime.create({ id: `cpu${i}`, bundle: { ...bundle, fuel: 1e15 }, stdio: { stdout: "ignore" } });
+    await runtime.start(`cpu${i}`);
+    await runtime.wait(`cpu${i}`);
+    api.push(cpuMs(start));
+    await runtime.delete(`cpu${i}`);
+  }
+  runtime.close();
+
+  const figures: Figure[] = [
+    {
+      name: "cpu.c metered, CPU time start to exit (median)",
+      value: median(withFuel),
+      unit: "ms",
+      reference: { name: "unmetered", value: median(without) },
+      target: { ratio: 1.15, better: "lower" },
+    },
+  ];
+  const node = nodeWasi(cpuPath, dir);
+  if (node) {
+    figures.push({
+      name: "cpu.c via API create+start+wait, CPU (median)",
+      value: median(api),
+      unit: "ms",
+      reference: { name: "node:wasi", value: node },
+      target: { ratio: 1, better: "lower" },
+    });
+  } else {
+    figures.push({
+      name: "cpu.c through the API (node not found: no reference)",
+      value: median(api),
+      unit: "ms",
+    });
+  }
+  return figures;
+}
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
+/** Median CPU time of compile + instantiate + run under Node's node:wasi, measured inside Node (startup excluded). */
+function nodeWasi(cpuPath: string, dir: string): number | undefined {
+  const script = join(dir, "node-wasi.mjs");
+  writeFileSync(
+    script,
+    `import { WASI } from "node:wasi";
+import { openSync, readFileSync } from "node:fs";
+const devNull = openSync("/dev/null", "w");
+const bytes = readFileSync(${JSON.stringify(cpuPath)});
+const times = [];
+for (let i = 0; i < ${CPU_RUNS + 1}; i++) {
+  const start = process.cpuUsage();
+  const wasi = new WASI({ version: "preview1", args: ["cpu", ${JSON.stringify(CPU_SCALE)}], env: {}, returnOnExit: true, stdout: devNull });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), wasi.getImportObject());
+  if (wasi.start(instance) !== 0) throw new Error("cpu failed");
+  const used = process.cpuUsage(start);
+  times.push((used.user + used.system) / 1000);
+}
+console.log(JSON.stringify(times.slice(1)));
+`,
+  );
+  const result = spawnSync("node", ["--no-warnings", script], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  if (result.status !== 0) return undefined;
+  return median(JSON.parse(result.stdout) as number[]);
+}
+
+const bench: Benchmark = async () => {
+  const dir = mkdtempSync(join(tmpdir(), "magikrun-bench-wasm-"));
+  try {
+    const hello = readFileSync(compileC("puts.c", join(dir, "hello.wasm")));
+    const cpuPath = compileC("cpu.c", join(dir, "cpu.wasm"));
+    const figures = [
+      ...(await coldStart(dir, hello)),
+      ...(await cpuRuns(readFileSync(cpuPath), cpuPath, dir)),
+    ];
+    return { title: "wasm: cold start, fuel overhead, against node:wasi", figures };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+};
+
+export default bench;
