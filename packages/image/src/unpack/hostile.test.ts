@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { isMagikError, type MagikErrorCode } from "@magikrun/spec";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { setOpenat2Available } from "../fs-native.ts";
+import { lgetxattr, setOpenat2Available } from "../fs-native.ts";
 import { LayerCache } from "../layer-cache.ts";
 import { type TarEntry, tarBytes } from "../tar-writer.ts";
 import { makeImage, makeLayer } from "../test-support/fixture.ts";
@@ -220,6 +220,28 @@ describe("hardlinks", () => {
     ]);
     expect(fs.statSync(path.join(dir, "etc/b")).ino).toBe(fs.statSync(path.join(dir, "etc/a")).ino);
     expect(fs.readFileSync(path.join(dir, "etc/b"), "utf8")).toBe("A");
+  });
+});
+
+describe("overlayfs markers from the layer", () => {
+  it("refuses trusted.overlay.* xattrs in entries, so a layer cannot forge opaque dirs or redirects", async () => {
+    const image = await storeLayers(root.store, [
+      [
+        {
+          type: "dir",
+          path: "d",
+          xattrs: { "trusted.overlay.opaque": "y", "trusted.overlay.redirect": "/etc" },
+        },
+      ],
+    ]);
+    const [layer] = await cache().unpackImage(image);
+    expect(lgetxattr(path.join(layer!.dir, "d"), "trusted.overlay.opaque")).toBeUndefined();
+    expect(lgetxattr(path.join(layer!.dir, "d"), "trusted.overlay.redirect")).toBeUndefined();
+    expect(layer!.meta.warnings).toEqual([
+      "d: overlayfs xattr trusted.overlay.opaque refused",
+      "d: overlayfs xattr trusted.overlay.redirect refused",
+    ]);
+    expect(layer!.meta.opaques).toEqual([]);
   });
 });
 
