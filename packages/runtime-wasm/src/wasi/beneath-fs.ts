@@ -68,12 +68,12 @@ function create(): HostFs {
   const s = lib.symbols;
   const ptr = ffi.ptr;
 
-  const check = (rc: number | bigint): number => {
+  const check = (rc: number | bigint, fromOpenat2 = false): number => {
     if (Number(rc) >= 0) return Number(rc);
     const at = s.__errno_location();
     const errno = at === null ? 0 : ffi.read.i32(at, 0);
     // EXDEV from openat2 means the path tried to leave the root: report it as wasmtime reports escapes.
-    throw new WasiError(errno === EXDEV ? Errno.PERM : wasiErrnoFromLinux(errno));
+    throw new WasiError(fromOpenat2 && errno === EXDEV ? Errno.PERM : wasiErrnoFromLinux(errno));
   };
 
   const openat2 = (dirFd: number, path: string, flags: number, mode: number): number => {
@@ -83,7 +83,7 @@ function create(): HostFs {
       BigInt(flags & constants.O_CREAT ? mode : 0),
       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     ]);
-    return check(s.syscall(SYS_OPENAT2, BigInt(dirFd), ptr(cString(path)), ptr(how), 24n));
+    return check(s.syscall(SYS_OPENAT2, BigInt(dirFd), ptr(cString(path)), ptr(how), 24n), true);
   };
 
   /** Runs `fn` on an O_PATH fd of the parent directory and the last component's name. */
