@@ -1,12 +1,10 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMagikError } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildFromDir } from "./build-from-dir.ts";
 import { ImageStore } from "./image-store.ts";
-import { layerCachePruner } from "./image-store-layers.ts";
-import { chainIds } from "./layer-cache.ts";
 
 describe("ImageStore", () => {
   const work = mkdtempSync(join(tmpdir(), "magikrun-image-store-"));
@@ -95,25 +93,5 @@ describe("ImageStore", () => {
     expect(stores[1]!.list().length).toBe(21);
     writeFileSync(join(root, "images/index.json"), "{not json");
     expect(() => stores[0]!.list()).toThrow(/corrupt/);
-  });
-
-  it("prunes unpacked layers by chain id, keeping those of local images", async () => {
-    const root = join(work, "layers-root");
-    const store = await ImageStore.open(root);
-    const kept = await buildFromDir(rootfs("k", "k\n"), { store, reference: "k" });
-    const keptChain = chainIds([kept.diffId])[0]!;
-    const orphan = `sha256:${"e".repeat(64)}`;
-    for (const id of [keptChain, orphan])
-      mkdirSync(join(root, "layers/sha256", id.slice(7), "diff"), { recursive: true });
-    writeFileSync(join(root, "layers/sha256/not-a-layer"), "");
-    const removedIds: string[] = [];
-    const pruner = layerCachePruner(root, (id) => {
-      removedIds.push(id);
-      rmSync(join(root, "layers/sha256", id.slice(7)), { recursive: true });
-    });
-    const result = await store.prune(pruner);
-    expect(result.layersRemoved).toEqual([orphan]);
-    expect(removedIds).toEqual([orphan]);
-    expect(existsSync(join(root, "layers/sha256", keptChain.slice(7)))).toBe(true);
   });
 });

@@ -4,7 +4,6 @@ export { buildOciConfig, type ContainerOverrides, mergeEnv, processSpec } from "
 export { type ResolvedUser, resolveUser } from "./bundle/user.ts";
 export * from "./docker-config.ts";
 export * from "./image-store.ts";
-export * from "./image-store-layers.ts";
 export * from "./import.ts";
 export * from "./layer-cache.ts";
 export * from "./platform.ts";

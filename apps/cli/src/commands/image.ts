@@ -9,7 +9,7 @@ import {
   type ImageRecord,
   ImageStore,
   importImage,
-  layerCachePruner,
+  LayerCache,
   PullProgressRenderer,
   parseReference,
   pullImage,
@@ -202,7 +202,9 @@ async function remove(args: string[], globals: GlobalOptions): Promise<number> {
 async function prune(args: string[], globals: GlobalOptions): Promise<number> {
   parse(args, {});
   const store = await openStore(globals);
-  const result = await store.prune(layerCachePruner(store.root));
+  // The layer cache keeps layers that assembled root filesystems still use.
+  const layers = new LayerCache(store.root, store.blobs);
+  const result = await store.prune((referenced) => layers.prune(referenced));
   output(
     globals,
     result,
