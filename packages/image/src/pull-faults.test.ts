@@ -170,6 +170,18 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
     await expectEmpty(store);
   });
 
+  it("reports an unreachable registry after retrying", async () => {
+    const store = await newStore();
+    const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+    const port = closed.port;
+    await closed.stop(true);
+    const err = await errorOf(pullImage(`127.0.0.1:${port}/t/busybox:1`, { store, ...fast, retries: 2 }));
+    expect(err.code).toBe("ImagePullFailed");
+    expect(err.details).toMatchObject({ attempts: 3 });
+    expect(err.message).toContain(`cannot reach 127.0.0.1:${port}`);
+    await expectEmpty(store);
+  });
+
   it("stops on cancellation", async () => {
     const store = await newStore();
     registry.setFault((ctx) => (isLayer(ctx) ? Bun.sleep(2_000).then(() => undefined) : undefined));
