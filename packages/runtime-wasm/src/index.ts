@@ -16,6 +16,7 @@ export {
   instrumentModule,
 } from "./instrument.ts";
 export { assertValidModule, readModuleFile } from "./load.ts";
+export { WASM_ANNOTATIONS, wasmBundleFromOci } from "./oci-bundle.ts";
 export { type FreshWorker, WorkerPool, type WorkerPoolOptions } from "./pool.ts";
 export { FUEL_EXPORT } from "./protocol.ts";
 export { OCI_VERSION, WasmRuntime, type WasmRuntimeOptions } from "./runtime.ts";
