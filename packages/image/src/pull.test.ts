@@ -20,7 +20,7 @@ import {
 } from "./test-support/index.ts";
 
 const available = hasBusybox() && hasRegistry();
-const reason = "needs Debian's busybox-static and docker-registry (scripts/setup.sh installs them)";
+const reason = "needs busybox-static and docker-registry, which scripts/setup.sh installs";
 
 async function codeOf(promise: Promise<unknown>): Promise<MagikErrorCode | string> {
   try {
@@ -31,7 +31,7 @@ async function codeOf(promise: Promise<unknown>): Promise<MagikErrorCode | strin
   return "resolved";
 }
 
-describe.skipIf(!available)(`pull from docker-registry (${available ? "" : reason})`, () => {
+describe.skipIf(!available)(`pull from docker-registry (${reason})`, () => {
   const work = mkdtempSync(join(tmpdir(), "magikrun-pull-test-"));
   let open: TestRegistry;
   let basic: TestRegistry;

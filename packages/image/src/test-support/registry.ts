@@ -5,7 +5,7 @@ import { type Fixture, type FixtureImage, fixtureBlobs, topDescriptor } from "./
 import { startTokenServer, type TokenServer } from "./token-server.ts";
 
 /** Debian's docker-registry (distribution 2.8), started on 127.0.0.1 for one test file. */
-export const REGISTRY_BIN = "/usr/bin/docker-registry";
+export const REGISTRY_BIN = Bun.which("docker-registry") ?? "/usr/bin/docker-registry";
 
 export interface TestRegistry {
   /** `127.0.0.1:<port>`: the domain to put in references. */
@@ -30,7 +30,7 @@ export interface StartRegistryOptions {
 }
 
 export function hasRegistry(): boolean {
-  return Bun.which("docker-registry") !== null;
+  return Bun.which(REGISTRY_BIN) !== null;
 }
 
 async function freePort(): Promise<number> {
