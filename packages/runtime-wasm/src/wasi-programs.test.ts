@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync } from "node:fs";
+import type { WasmBundle } from "@magikrun/spec";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WasmRuntime } from "./runtime.ts";
 import { compileC } from "./testing/clang.ts";
@@ -51,7 +52,14 @@ describe("C programs on WASI", () => {
   });
 
   it("bounds a CPU-bound program by fuel and stops it on kill", async () => {
-    const bundle = { kind: "wasm", path: scratch.dir, modulePath: cpu, env: [], preopens: [] } as const;
+    const bundle: WasmBundle = {
+      kind: "wasm",
+      path: scratch.dir,
+      modulePath: cpu,
+      args: [],
+      env: [],
+      preopens: [],
+    };
     await runtime.create({ id: "metered", bundle: { ...bundle, args: ["cpu", "1"], fuel: 1_000_000 } });
     await runtime.start("metered");
     expect(await runtime.wait("metered")).toMatchObject({ reason: "fuel-exhausted" });
