@@ -190,6 +190,7 @@ function applyWhiteout(
   upper.whiteouts.add(rel);
   if (!tree.privileged) return false;
   try {
+    tree.markCreated(rel);
     mknodat(parentFd, target, S_IFCHR, 0, 0);
     return true;
   } catch {
@@ -219,7 +220,10 @@ function linkEntry(
   if (!found) throw fail("the target does not exist");
   if (found.kind === "dir") throw fail("the target is a directory");
   const targetParentFd = tree.dirFd(targetParent.parts);
-  if (found.index > 0) copyUp(tree, view.layers[found.index]!.dir, targetRel, targetParentFd, targetName);
+  if (found.index > 0) {
+    tree.markCreated(targetRel);
+    copyUp(tree, view.layers[found.index]!.dir, targetRel, targetParentFd, targetName);
+  }
   fs.linkSync(fdPath(targetParentFd, targetName), fdPath(parentFd, name));
 }
 

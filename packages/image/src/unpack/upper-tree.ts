@@ -18,6 +18,8 @@ export const OPAQUE_XATTR = "trusted.overlay.opaque";
 export class UpperTree {
   readonly rootFd: number;
   readonly #dirFds = new Map<string, number>();
+  /** Every path something was created at in this layer (a superset of what exists now). */
+  readonly #created = new Set<string>();
   readonly #view: UnionView;
   readonly privileged: boolean;
   readonly warnings: string[];
@@ -79,6 +81,10 @@ export class UpperTree {
     return fd;
   }
 
+  markCreated(rel: string): void {
+    this.#created.add(rel);
+  }
+
   #forgetAllFds(): void {
     for (const fd of this.#dirFds.values()) fs.closeSync(fd);
     this.#dirFds.clear();
@@ -88,6 +94,7 @@ export class UpperTree {
     const lowerDir = this.#view.lowerDirAt(rel);
     const lower = lowerDir ? fs.lstatSync(lowerDir) : undefined;
     fs.mkdirSync(fdPath(parentFd, name), 0o700);
+    this.#created.add(rel);
     const fd = fs.openSync(fdPath(parentFd, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     try {
       if (lower && this.privileged) fs.fchownSync(fd, lower.uid, lower.gid);
@@ -101,6 +108,11 @@ export class UpperTree {
 
   /** Removes whatever is at `name` in `parentFd`, unless both it and the new entry are directories (then merged). */
   clear(parentFd: number, name: string, rel: string, keepDir: boolean): "kept" | "cleared" {
+    // The layer dir starts empty and only we write it: a path never created cannot exist (saves an lstat per entry).
+    if (!this.#created.has(rel)) {
+      this.#created.add(rel);
+      return "cleared";
+    }
     const existing = lstatOrUndefined(fdPath(parentFd, name));
     if (!existing) return "cleared";
     if (existing.isDirectory() && keepDir) return "kept";
