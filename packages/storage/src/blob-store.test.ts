@@ -71,6 +71,19 @@ describe("BlobStore reads", () => {
     expect(digestOf(out)).toBe(digest);
   });
 
+  it("closes the file when a reader cancels part-way or reads to the end", async () => {
+    const { digest } = await store.put(patternBytes(3 * 1024 * 1024));
+    const openFds = () => readdir("/proc/self/fd").then((fds) => fds.length);
+    const before = await openFds();
+    const partial = (await store.open(digest)).getReader();
+    expect((await partial.read()).value?.length).toBe(1024 * 1024);
+    expect(await openFds()).toBe(before + 1);
+    await partial.cancel();
+    expect(await openFds()).toBe(before);
+    await new Response(await store.open(digest)).arrayBuffer();
+    expect(await openFds()).toBe(before);
+  });
+
   it("throws BlobNotFound for a missing blob, naming the digest", async () => {
     expect(await store.has(HELLO_DIGEST)).toBe(false);
     for (const call of [
