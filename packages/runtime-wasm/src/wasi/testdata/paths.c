@@ -89,5 +89,34 @@ int main(void) {
   show("symlink atime", (int)(st.atim / 1000000000ULL));
   (void)__wasi_path_filestat_get(3, 0, "file", &st);
   show("target atime untouched", st.atim / 1000000000ULL != 5);
+
+  // fd_readdir with a buffer that holds one entry and a piece of the next: bufused == buf_len says "more".
+  show("mkdir list", __wasi_path_create_directory(3, "list"));
+  touch("list/a");
+  touch("list/bb");
+  touch("list/ccc");
+  __wasi_fd_t list;
+  show("open list", __wasi_path_open(3, 0, "list", __WASI_OFLAGS_DIRECTORY, __WASI_RIGHTS_FD_READDIR, 0, 0, &list));
+  uint8_t dirbuf[28];
+  __wasi_dircookie_t cookie = 0;
+  int entries = 0, name_bytes = 0, full_buffers = 0;
+  for (;;) {
+    __wasi_size_t got = 0;
+    if (__wasi_fd_readdir(list, dirbuf, sizeof dirbuf, cookie, &got) != 0 || got == 0) break;
+    if (got == sizeof dirbuf) full_buffers++;
+    __wasi_dirent_t d;
+    memcpy(&d, dirbuf, sizeof d);
+    if (got < sizeof d + d.d_namlen) break;
+    entries++;
+    name_bytes += (int)d.d_namlen;
+    cookie = d.d_next;
+  }
+  show("readdir entries", entries);
+  show("readdir name bytes", name_bytes);
+  show("readdir full buffers", full_buffers);
+  __wasi_size_t got = 1;
+  show("readdir past end", __wasi_fd_readdir(list, dirbuf, sizeof dirbuf, 1000, &got));
+  show("readdir past end bytes", (int)got);
+  (void)__wasi_fd_close(list);
   return 0;
 }
