@@ -136,7 +136,11 @@ export async function run(command: string, args: string[], globals: GlobalOption
     });
   }
   const options = parseRunArgs(rest, globals);
-  const runtime = new WasmRuntime(globals.root ? { root: join(globals.root, "wasm") } : {});
+  // One instance per process: a spare Worker booting beside it would only cost CPU.
+  const runtime = new WasmRuntime({
+    spareWorkers: 0,
+    ...(globals.root && { root: join(globals.root, "wasm") }),
+  });
   const id = `wasm-${process.pid}-${Date.now().toString(36)}`;
   const forward = (signal: NodeJS.Signals) => {
     runtime.kill(id, signal).catch(() => {
