@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ImageStore } from "@magikrun/image";
 import {
   buildBusyboxImage,
   type FixtureImage,
@@ -8,6 +9,7 @@ import {
   hasRegistry,
   makeBusyboxRootfs,
   pushFixture,
+  startFaultRegistry,
   startRegistry,
   type TestRegistry,
   writeOciLayout,
@@ -132,6 +134,44 @@ describe.skipIf(!hasBusybox() || !hasRegistry())(
       const imported = await cli("image", "import", layout, "--reference", "imported/bb");
       expect(imported.code, imported.stderr).toBe(0);
       expect(imported.stdout).toContain(`docker.io/imported/bb:v9 ${image.manifest.digest}`);
+    });
+
+    it("cancels a pull on SIGINT, leaving no image behind", async () => {
+      const slow = startFaultRegistry({
+        images: { "t/bb:1": image },
+        fault: (ctx) =>
+          ctx.kind === "blob" && ctx.target === image.layers[0]!.digest
+            ? Bun.sleep(10_000).then(() => undefined)
+            : undefined,
+      });
+      const sigRoot = join(work, "sigint-root");
+      try {
+        const proc = Bun.spawn(["bun", MAIN, "--root", sigRoot, "image", "pull", `${slow.host}/t/bb:1`], {
+          stdout: "pipe",
+          stderr: "pipe",
+          env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
+        });
+        const reader = proc.stderr.getReader();
+        let stderr = "";
+        while (!stderr.includes("downloading")) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          stderr += new TextDecoder().decode(value);
+        }
+        proc.kill("SIGINT");
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          stderr += new TextDecoder().decode(value);
+        }
+        expect(await proc.exited).toBe(1);
+        expect(stderr).toContain("Cancelled");
+        const store = await ImageStore.open(sigRoot);
+        expect(store.list()).toEqual([]);
+        expect(await store.blobs.list()).toEqual([]);
+      } finally {
+        await slow.stop();
+      }
     });
 
     it("reports errors as JSON with stable codes and exit status", async () => {
