@@ -152,7 +152,8 @@ describe("OCI bundles", () => {
     ).toBe(true);
   });
 
-  it.skipIf(!isRoot || !hasBusybox())("builds a bundle runc runs", async () => {
+  // Needs root, /bin/busybox (busybox-static) and runc.
+  it.skipIf(!isRoot || !hasBusybox() || !Bun.which("runc"))("builds a bundle runc runs", async () => {
     const image = await storeLayers(root.store, [
       [
         ...etc,

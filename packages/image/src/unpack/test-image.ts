@@ -107,3 +107,23 @@ export function describeTree(dir: string, options: { mtimes?: boolean } = {}): s
   walk("");
   return lines;
 }
+
+let overlayProbe: boolean | undefined;
+
+/** Whether this host lets us mount overlayfs (root, kernel support, not nested where it is refused). Probed once. */
+export function canMountOverlay(): boolean {
+  if (overlayProbe !== undefined) return overlayProbe;
+  overlayProbe = false;
+  if (process.getuid?.() !== 0) return overlayProbe;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "magik-overlay-probe-"));
+  try {
+    for (const sub of ["lower", "upper", "work", "merged"]) fs.mkdirSync(path.join(dir, sub));
+    const options = `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work`;
+    const mounted = Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", options, `${dir}/merged`]);
+    overlayProbe = mounted.exitCode === 0;
+    if (overlayProbe) Bun.spawnSync(["umount", `${dir}/merged`]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return overlayProbe;
+}
