@@ -82,4 +82,24 @@ describe("RegistryClient", () => {
       await tokenServer.stop(true);
     }
   });
+
+  it("infers the type of manifests that omit mediaType from their shape", async () => {
+    const bare = (doc: unknown) => {
+      const bytes = new TextEncoder().encode(JSON.stringify(doc));
+      return new Response(bytes, { headers: { "content-type": "application/json" } });
+    };
+    const index = { schemaVersion: 2, manifests: [] };
+    const manifest = { schemaVersion: 2, config: {}, layers: [] };
+    registry.setFault((ctx) =>
+      ctx.target === "index" ? bare(index) : ctx.target === "image" ? bare(manifest) : undefined,
+    );
+    expect((await client().getManifest("r", "index", 4096)).mediaType).toBe(
+      "application/vnd.oci.image.index.v1+json",
+    );
+    expect((await client().getManifest("r", "image", 4096)).mediaType).toBe(
+      "application/vnd.oci.image.manifest.v1+json",
+    );
+    registry.setFault((ctx) => (ctx.kind === "manifest" ? new Response("<html>") : undefined));
+    expect((await errorOf(client().getManifest("r", "x", 4096))).code).toBe("ManifestParseFailed");
+  });
 });

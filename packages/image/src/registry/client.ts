@@ -1,4 +1,12 @@
-import { MANIFEST_ACCEPT, MagikError, parseDigest, sha256Digest } from "@magikrun/spec";
+import {
+  isIndexMediaType,
+  isManifestMediaType,
+  MANIFEST_ACCEPT,
+  MagikError,
+  MediaTypes,
+  parseDigest,
+  sha256Digest,
+} from "@magikrun/spec";
 import { credentialsFromDockerConfig, type RegistryCredentials } from "../docker-config.ts";
 import { registryApiHost } from "../reference.ts";
 import { Authenticator, isLoopback } from "./auth.ts";
@@ -156,16 +164,16 @@ export class RegistryClient {
         );
       }
     }
-    let mediaType = res.headers.get("content-type")?.split(";")[0]?.trim() ?? "";
+    let doc: { mediaType?: unknown; manifests?: unknown; layers?: unknown } | null;
     try {
-      const declared = (JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: unknown }).mediaType;
-      if (typeof declared === "string" && declared) mediaType = declared;
+      doc = JSON.parse(new TextDecoder().decode(bytes));
     } catch {
       throw new MagikError("ManifestParseFailed", `manifest ${selector} from ${this.domain} is not JSON`, {
         details: { registry: this.domain, repository, reference: selector },
       });
     }
-    return { bytes, digest, mediaType };
+    const header = res.headers.get("content-type")?.split(";")[0]?.trim() ?? "";
+    return { bytes, digest, mediaType: manifestMediaType(doc, header) };
   }
 
   /** Opens a blob for streaming. The caller verifies the content against `digest` while storing it. */
@@ -212,4 +220,19 @@ async function httpError(
       details: { registry: domain, repository, target, status: res.status, body: text.slice(0, 300) },
     },
   );
+}
+
+/**
+ * The body's own mediaType wins over the Content-Type header. OCI documents may omit it (it is only a SHOULD), so
+ * when neither names a known type the shape decides: `manifests` is an index, `layers` an image manifest.
+ */
+function manifestMediaType(
+  doc: { mediaType?: unknown; manifests?: unknown; layers?: unknown } | null,
+  header: string,
+): string {
+  if (typeof doc?.mediaType === "string" && doc.mediaType) return doc.mediaType;
+  if (isIndexMediaType(header) || isManifestMediaType(header)) return header;
+  if (Array.isArray(doc?.manifests)) return MediaTypes.ociIndex;
+  if (Array.isArray(doc?.layers)) return MediaTypes.ociManifest;
+  return header;
 }
