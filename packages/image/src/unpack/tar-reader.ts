@@ -158,7 +158,6 @@ export async function* readTar(
   source: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<{ header: TarHeader; body: AsyncIterable<Uint8Array> }> {
   const reader = new ByteReader(source);
-  let global = new Map<string, Uint8Array>();
   let local = new Map<string, Uint8Array>();
   let gnuPath: string | undefined;
   let gnuLink: string | undefined;
@@ -176,8 +175,8 @@ export async function* readTar(
       const size = numeric(block, 124, 12, "size");
       if (typeflag === "x" || typeflag === "g") {
         const records = parsePax(await readExtended(reader, size, "PAX"));
-        if (typeflag === "g") global = new Map([...global, ...records]);
-        else local = records;
+        // Global records are read and dropped, as Go's archive/tar (which wrote most layers) and containerd do.
+        if (typeflag === "x") local = records;
         continue;
       }
       if (typeflag === "L" || typeflag === "K") {
@@ -189,7 +188,7 @@ export async function* readTar(
         else gnuLink = value;
         continue;
       }
-      const pax = new Map([...global, ...local]);
+      const pax = local;
       const ustarName = cString(block, 0, 100);
       const prefix =
         decoder.decode(block.subarray(257, 263)) === "ustar\0" ? cString(block, 345, 155) : undefined;
@@ -239,8 +238,8 @@ export async function* readTar(
         devminor: numeric(block, 337, 8, "devminor"),
         xattrs,
       };
-      // Hardlinks and others may still carry a body; it is skipped below.
-      const bodySize = type === "file" ? header.size : paxNumber("size", size);
+      // Only regular files have data; for the other types the size field is ignored, as Go's archive/tar does.
+      const bodySize = type === "file" ? header.size : 0;
       local = new Map();
       gnuPath = undefined;
       gnuLink = undefined;
