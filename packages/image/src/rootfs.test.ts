@@ -27,8 +27,11 @@ beforeEach(async () => {
   ids = [];
 });
 afterEach(() => {
-  for (const id of ids) manager.release(id);
-  root.cleanup();
+  try {
+    for (const id of ids) manager.release(id);
+  } finally {
+    root.cleanup(); // also unmounts whatever a failed release left mounted
+  }
 });
 
 function uniqueId(name: string): string {

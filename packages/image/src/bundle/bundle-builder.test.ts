@@ -22,8 +22,11 @@ beforeEach(async () => {
   ids = [];
 });
 afterEach(() => {
-  for (const id of ids) builder.remove(id);
-  root.cleanup();
+  try {
+    for (const id of ids) builder.remove(id);
+  } finally {
+    root.cleanup(); // also unmounts whatever a failed release left mounted
+  }
 });
 
 function uniqueId(name: string): string {
