@@ -192,9 +192,9 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
     inputs.noPivot ? 1 : 0,
   ]);
   if (linux.rootfsPropagation) {
-    const flag = { private: MS.PRIVATE, shared: MS.SHARED, slave: MS.SLAVE, unbindable: MS.UNBINDABLE }[
-      linux.rootfsPropagation
-    ];
+    // runc accepts the r-prefixed spellings too; the flag is applied recursively either way.
+    const kind = linux.rootfsPropagation.replace(/^r/, "") as "private" | "shared" | "slave" | "unbindable";
+    const flag = { private: MS.PRIVATE, shared: MS.SHARED, slave: MS.SLAVE, unbindable: MS.UNBINDABLE }[kind];
     add(OP.MOUNT_ROOT_PROP, `set rootfs propagation ${linux.rootfsPropagation}`, [flag | MS.REC]);
   }
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {

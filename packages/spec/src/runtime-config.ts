@@ -6,8 +6,9 @@ import { z } from "zod";
  */
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
-const i64 = z.number().int();
-const u64 = z.number().int().min(0);
+// JSON numbers past 2^53 (RLIM_INFINITY is 2^64-1) arrive rounded; they are still integers, so no safe-int check.
+const i64 = z.number().refine(Number.isInteger, "must be an integer");
+const u64 = z.number().min(0).refine(Number.isInteger, "must be a non-negative integer");
 const StringMap = z.record(z.string(), z.string());
 
 export const OciVersion = z
@@ -247,7 +248,9 @@ export const Linux = z.looseObject({
   devices: z.array(Device).optional(),
   cgroupsPath: z.string().optional(),
   resources: Resources.optional(),
-  rootfsPropagation: z.enum(["private", "shared", "slave", "unbindable", ""]).optional(),
+  rootfsPropagation: z
+    .enum(["private", "shared", "slave", "unbindable", "rprivate", "rshared", "rslave", "runbindable", ""])
+    .optional(),
   seccomp: Seccomp.optional(),
   sysctl: StringMap.optional(),
   maskedPaths: z.array(z.string()).optional(),
