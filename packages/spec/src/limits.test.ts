@@ -36,6 +36,7 @@ describe("limits", () => {
 
   it("refuses unknown names and non-positive values", () => {
     expect(() => resolveLimits({ MAX_LAYRES: 4 })).toThrow(/unknown limit/);
+    expect(() => resolveLimits({ toString: 4 })).toThrow(/unknown limit/);
     expect(() => resolveLimits({ MAX_LAYERS: 0 })).toThrow(/positive integer/);
     expect(() => resolveLimits({ MAX_LAYERS: 1.5 })).toThrow(/positive integer/);
   });
