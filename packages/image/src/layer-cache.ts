@@ -208,7 +208,7 @@ export class LayerCache {
         if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
         fs.rmSync(tmp, { recursive: true, force: true }); // another process finished it first
       }
-      return { dir: path.join(final, DIFF), meta: this.get(chainId)?.meta ?? meta };
+      return { dir: path.join(final, DIFF), meta };
     } catch (err) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw toMagikError(err, "LayerExtractionFailed", `cannot unpack layer ${descriptor.digest}`);

@@ -108,7 +108,12 @@ export async function extractTar(
       }
     }
     for (const { rel, mtime } of dirTimes.reverse()) {
-      const fd = openInRoot(tree.rootFd, rel, O_PATH | O_DIRECTORY, "no-symlinks");
+      let fd: number;
+      try {
+        fd = openInRoot(tree.rootFd, rel, O_PATH | O_DIRECTORY, "no-symlinks");
+      } catch {
+        continue; // a later entry replaced the directory
+      }
       try {
         fs.utimesSync(fdPath(fd), new Date(mtime * 1000), new Date(mtime * 1000));
       } finally {

@@ -157,6 +157,13 @@ describe("symlinks", () => {
     await expectRefused(loop, "PathTraversal");
   });
 
+  it("a later entry replaces a directory (and its content) with a file", async () => {
+    const dir = await unpackTop([
+      [{ type: "dir", path: "d", mtime: 5 }, file("d/x"), file("d", "now a file")],
+    ]);
+    expect(fs.readFileSync(path.join(dir, "d"), "utf8")).toBe("now a file");
+  });
+
   it("replacing a file with a symlink, then writing the name again, never writes through the symlink", async () => {
     const dir = await unpackTop([
       [file("x", "first"), { type: "symlink", path: "x", target: `${outside}/target` }, file("x", "second")],
