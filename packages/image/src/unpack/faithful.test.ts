@@ -116,6 +116,22 @@ describe("faithful unpacking", () => {
     for (const tree of trees.slice(1)) expect(tree).toEqual(trees[0]);
   });
 
+  it.skipIf(!isRoot)(
+    "gives directories a layer creates implicitly the attributes of the lower one (as copy-up)",
+    async () => {
+      const lower = makeLayer(
+        tarBytes([{ type: "dir", path: "srv", mode: 0o2750, uid: 1000, gid: 1000 }]),
+        "gzip",
+        "oci",
+      );
+      const upper = makeLayer(tarBytes([{ type: "file", path: "srv/new", data: "n" }]), "gzip", "oci");
+      const image = await storeFixture(root.store, makeImage([lower, upper]));
+      const [, top] = await new LayerCache(root.dir, root.store).unpackImage(image);
+      const stat = fs.statSync(path.join(top!.dir, "srv"));
+      expect([(stat.mode & 0o7777).toString(8), stat.uid, stat.gid]).toEqual(["2750", 1000, 1000]);
+    },
+  );
+
   it("unpacks each layer once: a second image sharing it reuses the cache", async () => {
     const { unpacked } = await unpackWith("gzip");
     const marker = path.join(unpacked.dir, "bin/su");

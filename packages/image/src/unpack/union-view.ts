@@ -96,9 +96,10 @@ export class UnionView {
     return merged;
   }
 
-  /** The lower layer (index) whose directory is the one seen at `rel`, for copying its attributes. */
+  /** The lower layer's directory seen at `rel` (a symlink-free path) through the union, to copy its attributes. */
   lowerDirAt(rel: string): string | undefined {
-    const hit = this.#find(rel, this.layers.map((_, i) => i).slice(1));
+    const visible = this.#visibleFor(rel.split("/").slice(0, -1)).filter((index) => index > 0);
+    const hit = this.#find(rel, visible);
     return hit?.probe.kind === "dir" ? path.join(this.layers[hit.index]!.dir, rel) : undefined;
   }
 
