@@ -15,7 +15,7 @@ import { buildBusyboxImage, hasBusybox } from "../packages/image/src/test-suppor
 import { pushFixture, startRegistry } from "../packages/image/src/test-support/registry.ts";
 import { type Figure, median, timeMs } from "./lib.ts";
 
-const ROUNDS = 7;
+const ROUNDS = 9;
 const SECOND_ROUNDS = 20;
 
 function run(cmd: string[]): void {
