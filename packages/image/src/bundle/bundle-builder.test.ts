@@ -258,6 +258,25 @@ describe("wasm bundles", () => {
   });
 });
 
+describe("wasm entrypoints through symlinks", () => {
+  it("resolves a symlinked .wasm entrypoint inside the rootfs, never on the host", async () => {
+    const hostModule = path.join(root.dir, "host.wasm");
+    fs.writeFileSync(hostModule, WASM_MODULE);
+    const image = await storeLayers(
+      root.store,
+      [[{ type: "symlink", path: "app/hello.wasm", target: hostModule }]],
+      {
+        config: { Entrypoint: ["/app/hello.wasm"] },
+      },
+    );
+    const id = uniqueId("wasm-symlink");
+    const err = await builder.buildWasm(image, id).catch((e: unknown) => e);
+    expect(isMagikError(err, "InvalidBundle")).toBe(true);
+    expect((err as { details: unknown }).details).toMatchObject({ path: "/app/hello.wasm", errno: "ENOENT" });
+    expect(fs.existsSync(builder.bundleDir(id))).toBe(false);
+  });
+});
+
 describe("microVM bundles", () => {
   it("carries the rootfs, command, env and working dir; refuses vcpus over the limit", async () => {
     const image = await imageWith({ Cmd: ["/bin/sh"], WorkingDir: "/home/app" });
