@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { ImageConfig, ImageManifest } from "@magikrun/spec";
 import { BlobStore } from "@magikrun/storage";
+import { lsetxattr, mknodat, O_CLOEXEC, O_PATH } from "../fs-native.ts";
 import { type TarEntry, tarBytes } from "../tar-writer.ts";
 import {
   type FixtureImage,
@@ -11,6 +12,7 @@ import {
   makeLayer,
 } from "../test-support/fixture.ts";
 import type { ResolvedImage } from "../types.ts";
+import { OPAQUE_XATTR } from "./upper-tree.ts";
 
 /** Test helpers for the unpack side: a unique temp root with a real BlobStore, and images put into it. */
 
@@ -110,7 +112,10 @@ export function describeTree(dir: string, options: { mtimes?: boolean } = {}): s
 
 let overlayProbe: boolean | undefined;
 
-/** Whether this host lets us mount overlayfs (root, kernel support, not nested where it is refused). Probed once. */
+/**
+ * Whether layers unpacked under the temp dir can be stacked with overlayfs here: root, overlay whiteouts (a 0/0
+ * char device and the trusted.overlay.opaque xattr) accepted by the filesystem, and the mount allowed. Probed once.
+ */
 export function canMountOverlay(): boolean {
   if (overlayProbe !== undefined) return overlayProbe;
   overlayProbe = false;
@@ -118,6 +123,17 @@ export function canMountOverlay(): boolean {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "magik-overlay-probe-"));
   try {
     for (const sub of ["lower", "upper", "work", "merged"]) fs.mkdirSync(path.join(dir, sub));
+    try {
+      lsetxattr(path.join(dir, "lower"), OPAQUE_XATTR, new TextEncoder().encode("y"));
+      const fd = fs.openSync(path.join(dir, "lower"), O_PATH | O_CLOEXEC);
+      try {
+        mknodat(fd, "whiteout", fs.constants.S_IFCHR, 0, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      return overlayProbe;
+    }
     const options = `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work`;
     const mounted = Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", options, `${dir}/merged`]);
     overlayProbe = mounted.exitCode === 0;
