@@ -2,7 +2,6 @@ import fs from "node:fs";
 import path from "node:path";
 import { isMagikError, MediaTypes, RuntimeConfig, sha256Digest } from "@magikrun/spec";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { LayerCache } from "../layer-cache.ts";
 import type { TarEntry } from "../tar-writer.ts";
 import { BUSYBOX_PATH, hasBusybox } from "../test-support/busybox.ts";
 import { jsonBlob } from "../test-support/fixture.ts";
@@ -18,7 +17,7 @@ let ids: string[];
 
 beforeEach(async () => {
   root = await makeTestRoot("magik-bundle-");
-  builder = new BundleBuilder(new LayerCache(root.dir, root.store, { limits: { MAX_VCPUS: 4 } }), root.store);
+  builder = BundleBuilder.fromStore(root.store, { limits: { MAX_VCPUS: 4 } });
   ids = [];
 });
 afterEach(() => {

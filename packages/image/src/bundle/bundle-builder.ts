@@ -11,7 +11,7 @@ import {
   type WasiPreopen,
   type WasmBundle,
 } from "@magikrun/spec";
-import type { LayerBlobSource, LayerCache } from "../layer-cache.ts";
+import { type LayerBlobSource, LayerCache, type LayerCacheOptions } from "../layer-cache.ts";
 import { type AssembleOptions, RootfsManager } from "../rootfs.ts";
 import { LAYOUT, type ResolvedImage } from "../types.ts";
 import { buildOciConfig, type ContainerOverrides, processSpec } from "./oci-config.ts";
@@ -49,6 +49,14 @@ export class BundleBuilder {
     this.#blobs = blobs;
     this.root = cache.root;
     this.rootfs = new RootfsManager(cache);
+  }
+
+  /** A builder over a blob store's root (layers, rootfs and bundles live beside the blobs). */
+  static fromStore(
+    store: LayerBlobSource & { root: string },
+    options: LayerCacheOptions = {},
+  ): BundleBuilder {
+    return new BundleBuilder(new LayerCache(store.root, store, options), store);
   }
 
   bundleDir(id: string): string {
