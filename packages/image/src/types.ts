@@ -18,7 +18,7 @@ export interface ResolvedImage {
  * On-disk layout under the magikrun root (the BlobStore's root):
  *   blobs/sha256/<2 hex>/<hex>   content-addressed blobs (packages/storage)
  *   images/index.json            references -> manifest digests
- *   layers/sha256/<hex>/         unpacked layers, keyed by diff_id (uncompressed digest)
+ *   layers/sha256/<hex>/         unpacked layers, keyed by chain id (a layer is unpacked against those below it)
  *   rootfs/<id>/                 assembled container root filesystems (overlay mountpoints or copies)
  *   bundles/<id>/                bundles built for containers
  */
