@@ -80,6 +80,42 @@ describe("instrumentModule", () => {
     expect(() => (instance.exports.sum as (n: number) => number)(1e9)).toThrow("out of fuel");
   });
 
+  it("keeps branches across nested loops right when the loops are wrapped, at any slice size", async () => {
+    // Nested loops with results, br_if out of two loops, br_table across them, and a return from inside.
+    const source = `(module
+      (func (export "f") (param $n i32) (result i32) (local $i i32) (local $j i32) (local $acc i32)
+        (block $done
+          (loop $outer
+            (local.set $j (i32.const 0))
+            (block $skip
+              (loop $inner
+                (local.set $acc (i32.add (local.get $acc) (i32.mul (local.get $i) (local.get $j))))
+                (br_if $done (i32.gt_u (local.get $acc) (i32.const 100000)))
+                (if (i32.eq (local.get $acc) (i32.const 77)) (then (return (i32.const -1))))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br_table $inner $skip $done $inner
+                  (i32.rem_u (i32.add (local.get $i) (local.get $j)) (i32.const 4)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $outer (i32.lt_u (local.get $i) (local.get $n)))))
+        (i32.add (local.get $acc) (i32.mul (local.get $i) (i32.const 1000))))
+      (func (export "g") (param $n i32) (result i32) (local $k i32)
+        (i32.add (i32.const 1)
+          (loop $l (result i32)
+            (local.set $k (i32.add (local.get $k) (i32.const 3)))
+            (br_if $l (i32.lt_u (local.get $k) (local.get $n)))
+            (local.get $k)))))`;
+    const bytes = await wat(source);
+    const plain = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
+    const results = (exports: typeof plain) =>
+      [0, 1, 5, 40, 300].flatMap((n) =>
+        ["f", "g"].map((name) => (exports[name] as (n: number) => number)(n)),
+      );
+    const expected = results(plain);
+    expect(new Set(expected).size).toBeGreaterThan(4);
+    for (const slice of [1n, 7n, 1_000_000n])
+      expect(results(instantiate(bytes, slice).exports), `slice ${slice}`).toEqual(expected);
+  });
+
   it("remaps every function reference moved by the added import", async () => {
     const source = `(module
       (import "env" "twice" (func $twice (param i32) (result i32)))

@@ -35,6 +35,7 @@ const Op = {
   GlobalSet: 0x24,
   I64Const: 0x42,
   I64LtS: 0x53,
+  I64Add: 0x7c,
   I64Sub: 0x7d,
   If: 0x04,
   Void: 0x40,
@@ -109,13 +110,22 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
     emitLocalCheck(w, rw, fuel, costs[nextCheck++]!);
   }
   const instr = newInstr();
-  let depth = 0;
+  // Open frames of the original code, innermost last: the header cost for wrapped loops, else undefined.
+  const frames: (number | undefined)[] = [];
+  /** A label of the original code, renumbered past the three frames each crossed wrapped loop adds. */
+  const relabel = (label: number): number => {
+    let crossed = 0;
+    for (let i = Math.max(frames.length - label, 0); i < frames.length; i++)
+      if (frames[i] !== undefined) crossed++;
+    return label + 3 * crossed;
+  };
   r.offset = codeStart;
   while (!r.done) {
     const start = r.offset;
     readInstruction(r, instr);
+    const op = instr.op;
     if (cached) {
-      const op = instr.op;
+      const depth = frames.length;
       const leaves =
         op === Op.Return ||
         op === Op.ReturnCall ||
@@ -126,18 +136,36 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
     }
     if (instr.kind === InstrKind.FuncRef) {
       w.bytes(r.bytes.subarray(start, instr.indexStart)).u32(rw.remap(instr.funcIndex));
+    } else if (cached && (op === Op.Br || op === Op.BrIf || op === Op.BrTable)) {
+      const labels = new ByteReader(r.bytes, start + 1, r.offset);
+      w.u8(op);
+      if (op === Op.BrTable) {
+        const n = labels.u32();
+        w.u32(n);
+        for (let i = 0; i <= n; i++) w.u32(relabel(labels.u32()));
+      } else {
+        w.u32(relabel(labels.u32()));
+      }
+    } else if (instr.kind === InstrKind.Loop && cached) {
+      const blockType = r.bytes.subarray(start + 1, r.offset);
+      const wrapped = blockType.length === 1;
+      if (wrapped) w.u8(0x02).bytes(blockType).u8(0x03).u8(Op.Void).u8(0x02).u8(Op.Void);
+      w.bytes(r.bytes.subarray(start, r.offset));
+      const cost = costs[nextCheck++]!;
+      frames.push(wrapped ? cost : undefined);
+      w.u8(Op.LocalGet).u32(fuel);
+      if (wrapped) emitLoopHeaderCharge(w, rw, fuel, cost);
+      else emitLocalCheck(w, rw, fuel, cost);
+      continue;
     } else {
       w.bytes(r.bytes.subarray(start, r.offset));
     }
-    if (instr.kind === InstrKind.Block) depth++;
-    else if (instr.kind === InstrKind.Loop) {
-      depth++;
-      if (cached) {
-        w.u8(Op.LocalGet).u32(fuel);
-        emitLocalCheck(w, rw, fuel, costs[nextCheck++]!);
-      }
-    } else if (instr.kind === InstrKind.End) depth--;
-    if (cached && (instr.op === Op.Call || instr.op === Op.CallIndirect)) reload();
+    if (instr.kind === InstrKind.Block || instr.kind === InstrKind.Loop) frames.push(undefined);
+    else if (instr.kind === InstrKind.End) {
+      const cost = frames.pop();
+      if (cost !== undefined) emitLoopTrailer(w, rw, fuel, cost);
+    }
+    if (cached && (op === Op.Call || op === Op.CallIndirect)) reload();
   }
   return w.toBytes();
 }
@@ -168,6 +196,31 @@ function emitGlobalCheck(w: ByteWriter, rw: Counting, cost: number): void {
   w.u8(Op.GlobalGet).u32(g).u8(Op.I64Const).u8(0x00).u8(Op.I64LtS).u8(Op.If).u8(Op.Void);
   w.u8(Op.GlobalGet).u32(g).u8(Op.Call).u32(rw.refuelFunc).u8(Op.GlobalSet).u32(g);
   w.u8(Op.End);
+}
+
+/**
+ * Loop headers of wrapped loops: `local = counter - cost; br_if $slow (local < 0)`. Nothing in the loop calls
+ * out, which lets the engine keep the loop as tight as the original (a call inside it, even one never taken,
+ * cost about a quarter more on CPU-bound code).
+ */
+function emitLoopHeaderCharge(w: ByteWriter, rw: Counting, local: number, cost: number): void {
+  rw.checkPoints++;
+  w.u8(Op.I64Const).sleb(cost).u8(Op.I64Sub).u8(Op.LocalTee).u32(local);
+  w.u8(Op.I64Const).u8(0x00).u8(Op.I64LtS).u8(Op.BrIf).u8(1);
+}
+
+/**
+ * Closes a wrapped loop. The original loop sits in `block $exit (bt) loop $outer block $slow loop (bt)`: falling
+ * out of it leaves through $exit with its results; running out of fuel branches to $slow, which refuels and
+ * re-enters the loop through $outer. The header charges the iteration again on re-entry, so the refuelled
+ * counter gets that cost back first: charged once, and a slice smaller than the cost cannot livelock.
+ */
+function emitLoopTrailer(w: ByteWriter, rw: Counting, local: number, cost: number): void {
+  w.u8(Op.Br).u8(2).u8(Op.End);
+  w.u8(Op.LocalGet).u32(local).u8(Op.Call).u32(rw.refuelFunc);
+  w.u8(Op.I64Const).sleb(cost).u8(Op.I64Add).u8(Op.LocalSet).u32(local);
+  w.u8(Op.Br).u8(0).u8(Op.End);
+  w.u8(0x00).u8(Op.End);
 }
 
 /** With the counter on the stack: local = counter - cost; if (local < 0) local = refuel(local) */
