@@ -25,6 +25,8 @@ export interface InstanceSpec {
   fuel: number | null;
   fuelSlice?: number;
   timeoutMs?: number;
+  /** How long an interrupted guest may take to stop before its Worker is terminated; default INTERRUPT_GRACE_MS. */
+  interruptGraceMs?: number;
 }
 
 export interface WasmExit extends ExitStatus {
@@ -89,6 +91,7 @@ export class WasmInstance {
       control: this.#control.buffer as SharedArrayBuffer,
     };
     this.#timeoutMs = spec.timeoutMs;
+    this.#graceMs = spec.interruptGraceMs ?? INTERRUPT_GRACE_MS;
     return new Promise((resolve, reject) => {
       this.#onReady = (error) => (error ? reject(error) : resolve());
       this.#worker.postMessage(message);
@@ -96,6 +99,7 @@ export class WasmInstance {
   }
 
   #timeoutMs: number | undefined;
+  #graceMs = INTERRUPT_GRACE_MS;
 
   start(): void {
     if (this.#phase !== "ready") {
@@ -147,7 +151,7 @@ export class WasmInstance {
           reason: "killed",
           message: "the guest did not reach an interrupt point in time; its worker was terminated",
         });
-      }, INTERRUPT_GRACE_MS),
+      }, this.#graceMs),
     );
   }
 

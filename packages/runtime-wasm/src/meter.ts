@@ -119,6 +119,12 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
       if (frames[i] !== undefined) crossed++;
     return label + 3 * crossed;
   };
+  // Unchanged instructions are copied in runs, up to the next place where something is inserted or rewritten.
+  let copied = codeStart;
+  const flush = (to: number) => {
+    if (to > copied) w.bytes(r.bytes.subarray(copied, to));
+    copied = to;
+  };
   r.offset = codeStart;
   while (!r.done) {
     const start = r.offset;
@@ -132,11 +138,17 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
         op === Op.ReturnCallIndirect ||
         ((op === Op.Br || op === Op.BrIf || op === Op.BrTable) && instr.maxLabel >= depth) ||
         (instr.kind === InstrKind.End && depth === 0);
-      if (leaves || op === Op.Call || op === Op.CallIndirect) sync();
+      if (leaves || op === Op.Call || op === Op.CallIndirect) {
+        flush(start);
+        sync();
+      }
     }
     if (instr.kind === InstrKind.FuncRef) {
-      w.bytes(r.bytes.subarray(start, instr.indexStart)).u32(rw.remap(instr.funcIndex));
+      flush(instr.indexStart);
+      w.u32(rw.remap(instr.funcIndex));
+      copied = r.offset;
     } else if (cached && (op === Op.Br || op === Op.BrIf || op === Op.BrTable)) {
+      flush(start);
       const labels = new ByteReader(r.bytes, start + 1, r.offset);
       w.u8(op);
       if (op === Op.BrTable) {
@@ -146,27 +158,34 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
       } else {
         w.u32(relabel(labels.u32()));
       }
+      copied = r.offset;
     } else if (instr.kind === InstrKind.Loop && cached) {
+      flush(start);
       const blockType = r.bytes.subarray(start + 1, r.offset);
       const wrapped = blockType.length === 1;
       if (wrapped) w.u8(0x02).bytes(blockType).u8(0x03).u8(Op.Void).u8(0x02).u8(Op.Void);
-      w.bytes(r.bytes.subarray(start, r.offset));
+      flush(r.offset);
       const cost = costs[nextCheck++]!;
       frames.push(wrapped ? cost : undefined);
       w.u8(Op.LocalGet).u32(fuel);
       if (wrapped) emitLoopHeaderCharge(w, rw, fuel, cost);
       else emitLocalCheck(w, rw, fuel, cost);
       continue;
-    } else {
-      w.bytes(r.bytes.subarray(start, r.offset));
     }
     if (instr.kind === InstrKind.Block || instr.kind === InstrKind.Loop) frames.push(undefined);
     else if (instr.kind === InstrKind.End) {
       const cost = frames.pop();
-      if (cost !== undefined) emitLoopTrailer(w, rw, fuel, cost);
+      if (cost !== undefined) {
+        flush(r.offset);
+        emitLoopTrailer(w, rw, fuel, cost);
+      }
     }
-    if (cached && (op === Op.Call || op === Op.CallIndirect)) reload();
+    if (cached && (op === Op.Call || op === Op.CallIndirect)) {
+      flush(r.offset);
+      reload();
+    }
   }
+  flush(r.offset);
   return w.toBytes();
 }
 

@@ -29,6 +29,8 @@ export interface WasmRuntimeOptions {
   fuelSlice?: number;
   /** Module exporting the `Wasi` class; default this package's WASI preview 1. For tests. */
   wasiUrl?: string;
+  /** How long a killed guest blocked in a host call gets before its Worker is terminated (default 2 s). */
+  interruptGraceMs?: number;
   /** Workers booted ahead of the next create (default 1); each still serves one instance only. */
   spareWorkers?: number;
 }
@@ -133,6 +135,9 @@ export class WasmRuntime implements OciRuntime {
         fuel,
         ...(this.#options.fuelSlice !== undefined && { fuelSlice: this.#options.fuelSlice }),
         ...(bundle.timeoutMs !== undefined && { timeoutMs: bundle.timeoutMs }),
+        ...(this.#options.interruptGraceMs !== undefined && {
+          interruptGraceMs: this.#options.interruptGraceMs,
+        }),
       });
       const container: Container = { id, bundle, status: "created", instance, stdio, prepared };
       this.#containers.set(id, container);
