@@ -21,6 +21,14 @@ export interface PreparedModule {
 }
 
 const MEMORY_ENTRIES = 64;
+/** Below this size a synchronous compile is faster than a trip through the compiler threads and event loop. */
+const SYNC_COMPILE_MAX = 1024 * 1024;
+
+function compile(bytes: Uint8Array): Promise<WebAssembly.Module> {
+  return bytes.length <= SYNC_COMPILE_MAX
+    ? Promise.resolve(new WebAssembly.Module(bytes))
+    : WebAssembly.compile(bytes);
+}
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -78,7 +86,7 @@ export class InstrumentCache {
       throw err;
     }
     const { bytes, importedMemories } = rewritten;
-    const module = await WebAssembly.compile(bytes);
+    const module = await compile(bytes);
     this.#writeDisk(key, bytes, importedMemories);
     return { module, importedMemories, digest, source: "rewrite" };
   }
@@ -90,7 +98,7 @@ export class InstrumentCache {
       const meta = JSON.parse(readFileSync(join(this.dir, `${key}.json`), "utf8")) as {
         importedMemories: ImportedMemory[];
       };
-      return { module: await WebAssembly.compile(bytes), importedMemories: meta.importedMemories };
+      return { module: await compile(bytes), importedMemories: meta.importedMemories };
     } catch {
       return undefined; // missing, partial or stale: rewrite again
     }
