@@ -95,6 +95,14 @@ describe("WasmRuntime lifecycle", () => {
     expect(overflow.exit).toMatchObject({ code: 134, reason: "trap" });
   });
 
+  it("refuses at create a module importing what the runtime does not provide", async () => {
+    const module = `(module (import "env" "nope" (func)) (memory (export "memory") 1) (func (export "_start") call 0))`;
+    const err = await rejection(runtime.create({ id: "unlinked", bundle: await scratch.bundle(module) }));
+    expect(err.code).toBe("CreateFailed");
+    expect(err.details.missing).toEqual(["env.nope"]);
+    expect(await runtime.list()).toEqual([]);
+  });
+
   it("refuses a module without _start at create", async () => {
     const err = await rejection(runtime.create({ id: "reactor", bundle: await scratch.bundle(REACTOR_WAT) }));
     expect(err.code).toBe("CreateFailed");

@@ -123,6 +123,15 @@ async function init(msg: InitMessage): Promise<void> {
   const meter =
     msg.fuel === null ? undefined : new FuelMeter(msg.fuel, msg.fuelSlice, new Int32Array(msg.control));
   if (meter) imports.magikrun = { refuel: (current: bigint) => meter.refuel(current) };
+  const missing = WebAssembly.Module.imports(msg.module)
+    .filter((i) => imports[i.module]?.[i.name] === undefined)
+    .map((i) => `${i.module}.${i.name}`);
+  if (missing.length > 0) {
+    throw Object.assign(new Error(`it imports what this runtime does not provide: ${missing.join(", ")}`), {
+      code: "CreateFailed",
+      details: { missing, provided: Object.keys(imports) },
+    });
+  }
   const instance = new WebAssembly.Instance(
     msg.module,
     imports as ConstructorParameters<typeof WebAssembly.Instance>[1],
@@ -165,7 +174,8 @@ function errorMessage(err: unknown): WorkerMessage {
   return {
     type: "error",
     code: isLink ? "CreateFailed" : typeof e?.code === "string" ? (e.code as "CreateFailed") : "CreateFailed",
-    message: `cannot instantiate the module: ${String(e?.message ?? err)}`,
+    // JSC appends the JS expression that failed, which only names our own call.
+    message: `cannot instantiate the module: ${String(e?.message ?? err).replace(/ \(evaluating '.*'\)$/, "")}`,
     details:
       typeof e?.details === "object" && e.details !== null ? (e.details as Record<string, unknown>) : {},
   };
