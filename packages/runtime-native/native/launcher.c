@@ -607,7 +607,8 @@ static void reap(int pid, int state_dir_fd) {
  * Called from TypeScript. fds: [status_w, sync_r, state_dir, notify_w, pidns_fd(-1)]. Returns the reaper's pid
  * or -errno. The container's pid arrives on the status pipe as MSG_PID.
  */
-int mr_launch(const uint8_t *plan, size_t len, int64_t clone_flags, const int32_t *fds, int user_ns) {
+int mr_launch(const uint8_t *plan, size_t len, int64_t clone_flags, const int32_t *fds, int user_ns,
+              const char *reaper_path) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -642,9 +643,36 @@ int mr_launch(const uint8_t *plan, size_t len, int64_t clone_flags, const int32_
     if (fd != keep_dir && fd != keep_notify) close(fd);
   int devnull = open("/dev/null", O_RDWR);
   if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); if (devnull > 2) close(devnull); }
+  if (reaper_path && reaper_path[0]) {
+    /* Drop the runtime's image: a small static program does the waiting (a few hundred KB of RSS instead of
+     * the copy-on-write pages of a Bun process). The container keeps its own copy until its execve. */
+    char pid_arg[24], dir_arg[24];
+    fmt_int(pid_arg, child);
+    fmt_int(dir_arg, keep_dir);
+    fcntl(keep_dir, F_SETFD, 0);
+    fcntl(keep_notify, F_SETFD, 0);
+    char *argv[] = {"magikrun-reaper", pid_arg, dir_arg, NULL};
+    char *envp[] = {NULL};
+    /* the signal mask (all blocked) survives execve: only SIGKILL can stop the reaper */
+    execve(reaper_path, argv, envp);
+  }
   reap(child, keep_dir);
   return 0;
 }
+
+#ifdef MAGIKRUN_REAPER_MAIN
+static int parse_int(const char *s) {
+  int v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
+  return v;
+}
+
+/* magikrun-reaper <container pid> <state dir fd>: what the reaper does after dropping the runtime's image. */
+int main(int argc, char **argv) {
+  if (argc != 3) return 2;
+  reap(parse_int(argv[1]), parse_int(argv[2]));
+}
+#endif
 
 /* Reads up to len bytes, waiting at most timeout_ms. Returns bytes read (0 = EOF) or -errno (-ETIMEDOUT). */
 int mr_read_timeout(int fd, uint8_t *buf, int len, int timeout_ms) {

@@ -2,11 +2,22 @@ import { existsSync, renameSync, statSync } from "node:fs";
 
 export const LAUNCHER_SOURCE = new URL("../native/launcher.c", import.meta.url).pathname;
 export const LAUNCHER_LIBRARY = new URL("../native/launcher.so", import.meta.url).pathname;
+/** The reaper's program once it drops the runtime's image: the same source, statically linked. */
+export const REAPER_PROGRAM = new URL("../native/magikrun-reaper", import.meta.url).pathname;
+
+function isFresh(path: string): boolean {
+  if (!existsSync(path)) return false;
+  return statSync(path).mtimeMs >= statSync(LAUNCHER_SOURCE).mtimeMs;
+}
 
 /** True when the shared object exists and is at least as new as its C source. */
 export function launcherIsFresh(): boolean {
-  if (!existsSync(LAUNCHER_LIBRARY)) return false;
-  return statSync(LAUNCHER_LIBRARY).mtimeMs >= statSync(LAUNCHER_SOURCE).mtimeMs;
+  return isFresh(LAUNCHER_LIBRARY);
+}
+
+/** The reaper program if it is built and current; without it the reaper keeps waiting in the forked image. */
+export function reaperProgram(): string | undefined {
+  return isFresh(REAPER_PROGRAM) ? REAPER_PROGRAM : undefined;
 }
 
 /** Compiles the launcher with the system compiler; writes to a temp name first so concurrent loaders never see half a file. */
@@ -21,5 +32,17 @@ export function buildLauncher(): { ok: true; path: string } | { ok: false; reaso
     return { ok: false, reason: `${compiler} failed: ${result.stderr.toString().trim()}` };
   }
   renameSync(tmp, LAUNCHER_LIBRARY);
+  // Static when libc.a is there (smallest RSS); dynamic otherwise. Failure only costs memory, not function.
+  for (const extra of [["-static"], []]) {
+    const reaperTmp = `${REAPER_PROGRAM}.${process.pid}.tmp`;
+    const built = Bun.spawnSync(
+      [compiler, "-O2", "-DMAGIKRUN_REAPER_MAIN", ...extra, "-o", reaperTmp, LAUNCHER_SOURCE],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    if (built.exitCode === 0) {
+      renameSync(reaperTmp, REAPER_PROGRAM);
+      break;
+    }
+  }
   return { ok: true, path: LAUNCHER_LIBRARY };
 }

@@ -1,4 +1,5 @@
 import { ptr } from "bun:ffi";
+import { reaperProgram } from "./launcher-build.ts";
 import { launcher } from "./launcher-lib.ts";
 
 /**
@@ -86,7 +87,9 @@ export const linuxSyscall: Syscall = {
   },
   launch(plan, cloneFlags, fds, userNs) {
     const fdArray = new Int32Array([fds.statusWrite, fds.syncRead, fds.stateDir, fds.notifyWrite, fds.pidNs]);
-    return launcher().mr_launch(ptr(plan), plan.length, cloneFlags, ptr(fdArray), userNs ? 1 : 0);
+    const reaper = reaperProgram();
+    const reaperPath = reaper ? Buffer.from(`${reaper}\0`) : null;
+    return launcher().mr_launch(ptr(plan), plan.length, cloneFlags, ptr(fdArray), userNs ? 1 : 0, reaperPath);
   },
   readTimeout(fd, len, timeoutMs) {
     const buf = new Uint8Array(len);

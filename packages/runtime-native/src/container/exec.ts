@@ -124,6 +124,11 @@ export async function execInContainer(
       },
     });
     if (options.pidFile) writeFileSync(options.pidFile, String(launched.pid));
+    if (options.detach) {
+      // Nobody waits: the reaper still records the status in the exit directory, removed with the container.
+      sys.close(launched.notifyFd);
+      return { pid: launched.pid };
+    }
     const exit = new Promise<ExitStatus>((resolve) => {
       fsRead(launched.notifyFd, Buffer.alloc(1), 0, 1, null, () => {
         sys.close(launched.notifyFd);
@@ -133,11 +138,6 @@ export async function execInContainer(
         resolve(record);
       });
     });
-    if (options.detach) {
-      // Nobody waits: the exit directory goes when the reaper is done.
-      void exit;
-      return { pid: launched.pid };
-    }
     return { pid: launched.pid, exit };
   } catch (err) {
     rmSync(exitDir, { recursive: true, force: true });
