@@ -47,7 +47,8 @@ export class WasmInstance {
   #settle!: (exit: WasmExit) => void;
   #onReady: ((error?: MagikError) => void) | undefined;
   #timers: ReturnType<typeof setTimeout>[] = [];
-
+  #timeoutMs: number | undefined;
+  #graceMs = INTERRUPT_GRACE_MS;
   readonly #booted: Promise<void>;
 
   constructor(fresh: FreshWorker) {
@@ -76,6 +77,11 @@ export class WasmInstance {
         details: { reason: message },
       });
     }
+    if (this.#phase !== "booting") {
+      throw new MagikError("CreateFailed", `instance is ${this.#phase}, it cannot be initialised`, {
+        details: { phase: this.#phase },
+      });
+    }
     const message: InitMessage = {
       type: "init",
       module: spec.module,
@@ -97,9 +103,6 @@ export class WasmInstance {
       this.#worker.postMessage(message);
     });
   }
-
-  #timeoutMs: number | undefined;
-  #graceMs = INTERRUPT_GRACE_MS;
 
   start(): void {
     if (this.#phase !== "ready") {
