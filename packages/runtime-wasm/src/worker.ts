@@ -17,6 +17,10 @@ import {
 interface WasiLike {
   imports: Record<string, Record<string, unknown>>;
   start(instance: WebAssembly.Instance): number;
+  /** Binds an imported memory (modules that export theirs are bound by `start`). */
+  bind?(instance: WebAssembly.Instance, memory?: WebAssembly.Memory): void;
+  /** Closes the host fds the guest opened. */
+  close?(): void;
 }
 type WasiConstructor = new (options: {
   args: string[];
@@ -110,15 +114,17 @@ async function init(msg: InitMessage): Promise<void> {
     stderr: msg.stderr,
   });
   const imports: Record<string, Record<string, unknown>> = { ...wasi.imports };
+  let importedMemory: WebAssembly.Memory | undefined;
   for (const m of msg.importedMemories) {
     // A derived object keeps the WASI namespace intact, including members it resolves lazily.
     const namespace: Record<string, unknown> = Object.create(imports[m.module] ?? null);
     imports[m.module] = namespace;
-    namespace[m.name] = new WebAssembly.Memory({
+    importedMemory = new WebAssembly.Memory({
       initial: m.type.minPages,
       maximum: m.type.maxPages,
       shared: m.type.shared,
     });
+    namespace[m.name] = importedMemory;
   }
   const meter =
     msg.fuel === null ? undefined : new FuelMeter(msg.fuel, msg.fuelSlice, new Int32Array(msg.control));
@@ -137,6 +143,7 @@ async function init(msg: InitMessage): Promise<void> {
     imports as ConstructorParameters<typeof WebAssembly.Instance>[1],
   );
   meter?.attach(instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined);
+  if (importedMemory) wasi.bind?.(instance, importedMemory);
   prepared = { instance, wasi, meter };
 }
 
@@ -149,6 +156,8 @@ function run(): WorkerExit {
     return withFuel({ code: wasi.start(instance), reason: "exited" });
   } catch (err) {
     return withFuel(describeAbort(err));
+  } finally {
+    wasi.close?.();
   }
 }
 
