@@ -42,7 +42,7 @@ enum op {
   OP_BIND_ROOTFS, OP_MOUNT, OP_MKNOD, OP_SYMLINK, OP_PIVOT, OP_MASK, OP_READONLY, OP_REMOUNT_ROOT_RO,
   OP_WRITE_FILE, OP_RLIMIT, OP_CONSOLE_CONNECT, OP_CONSOLE, OP_CHDIR, OP_CAPS_BOUNDING, OP_KEEPCAPS,
   OP_SETGROUPS, OP_SETRESGID, OP_SETRESUID, OP_UMASK, OP_FIND_EXEC, OP_FIFO_WAIT, OP_CAPSET, OP_AMBIENT,
-  OP_NNP, OP_SECCOMP, OP_EXEC, OP_STDIO, OP_OPEN_FIFO_DIR, OP_SETSID, OP_READY
+  OP_NNP, OP_SECCOMP, OP_EXEC, OP_STDIO, OP_UNUSED_34, OP_SETSID, OP_READY
 };
 
 #define MAX_STRS 1024
@@ -54,7 +54,7 @@ struct msg { int32_t kind, index, err, value; };
 struct rec { uint32_t op, nints, nstrs; const int64_t *ints; const char *strs[MAX_STRS]; };
 
 struct ctx {
-  int status_fd, sync_fd, root_fd, fifo_dir_fd, console_sock, user_ns;
+  int status_fd, sync_fd, root_fd, console_sock, user_ns;
   const char *rootfs;
   char exec_path[4096];
 };
@@ -172,6 +172,20 @@ static int mkpath_in_root(int root_fd, const char *path, int as_file) {
   return open_in_root(root_fd, resolved[0] ? resolved : "/", O_PATH | O_NOFOLLOW);
 }
 
+/* Mount flags a bind remount must keep: in a user namespace the kernel refuses to clear locked ones. */
+static unsigned long kept_flags(int fd) {
+  struct statvfs sv;
+  unsigned long keep = 0;
+  if (fstatvfs(fd, &sv) < 0) return 0;
+  if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) keep |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) keep |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
+  return keep;
+}
+
 static int mount_at_fd(const char *src, int fd, const char *type, unsigned long flags, const char *data) {
   char p[64];
   fd_path(p, fd);
@@ -274,10 +288,7 @@ static int run_op(struct ctx *c, struct rec *r) {
       int pfd = open_in_root(c->root_fd, s[1], O_PATH); /* fd names the covered dentry; a new walk reaches the mount */
       if (pfd < 0) rc = -1;
       else {
-        struct statvfs sv;
-        unsigned long keep = 0;
-        if (fstatvfs(pfd, &sv) == 0) keep = sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME | ST_RELATIME);
-        rc = mount_at_fd(NULL, pfd, NULL, MS_REMOUNT | MS_BIND | (unsigned long)a[3] | keep, NULL);
+        rc = mount_at_fd(NULL, pfd, NULL, MS_REMOUNT | MS_BIND | (unsigned long)a[3] | kept_flags(pfd), NULL);
         close(pfd);
       }
     }
@@ -339,9 +350,6 @@ static int run_op(struct ctx *c, struct rec *r) {
     close(real);
     return rc;
   }
-  case OP_OPEN_FIFO_DIR:
-    c->fifo_dir_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    return c->fifo_dir_fd < 0 ? -1 : 0;
   case OP_PIVOT:
     if (fchdir(c->root_fd) < 0) return -1;
     if (a[0]) { /* --no-pivot: move the root over / and chroot, as runc does on ramfs */
@@ -381,11 +389,8 @@ static int run_op(struct ctx *c, struct rec *r) {
       int nfd = open(s[0], O_PATH | O_NOFOLLOW | O_CLOEXEC);
       if (nfd < 0) rc = -1;
       else {
-        struct statvfs sv;
-        unsigned long keep = 0;
-        if (fstatvfs(nfd, &sv) == 0) keep = sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC);
         fd_path(p, nfd);
-        rc = mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL);
+        rc = mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(nfd), NULL);
         close(nfd);
       }
     }
@@ -395,9 +400,10 @@ static int run_op(struct ctx *c, struct rec *r) {
     return rc;
   }
   case OP_REMOUNT_ROOT_RO: {
-    struct statvfs sv;
-    unsigned long keep = 0;
-    if (statvfs("/", &sv) == 0) keep = sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC);
+    int fd = open("/", O_PATH | O_CLOEXEC);
+    if (fd < 0) return -1;
+    unsigned long keep = kept_flags(fd);
+    close(fd);
     return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL);
   }
   case OP_WRITE_FILE: return write_file(s[0], s[1]);
@@ -473,19 +479,20 @@ static int run_op(struct ctx *c, struct rec *r) {
   case OP_FIND_EXEC: return find_exec(c, s[0], s[1]);
   case OP_READY: send_msg(c->status_fd, MSG_READY, 0, 0, 0); return 0;
   case OP_FIFO_WAIT: {
-    char name[16];
-    int n = 0, fd = (int)a[0];
-    char tmp[16]; int t = 0;
-    do { tmp[t++] = '0' + fd % 10; fd /= 10; } while (fd);
-    while (t) name[n++] = tmp[--t];
-    name[n] = 0;
-    int w = openat(c->fifo_dir_fd, name, O_WRONLY | O_CLOEXEC);
-    if (w < 0) return -1;
-    int rc = write_all(w, "0", 1);
-    close(w);
-    close(c->fifo_dir_fd);
-    close((int)a[0]);
-    return rc;
+    /* The runtime opened the exec fifo for reading (non-blocking) before the clone: no path is resolved here,
+     * so it works in any user namespace and without /proc. `start` opens it for writing and writes one byte;
+     * until then poll sleeps (a fifo that never had a writer reports no hangup). */
+    int fd = (int)a[0];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    do r = poll(&p, 1, -1); while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    char b;
+    ssize_t n;
+    do n = read(fd, &b, 1); while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n != 1) { errno = n < 0 ? errno : EPIPE; return -1; }
+    return 0;
   }
   case OP_CAPSET: {
     struct cap_header h = {0x20080522, 0};
@@ -546,7 +553,7 @@ struct child_args { const uint8_t *plan; size_t len; int status_fd, sync_fd, use
 
 static int container_main(void *arg) {
   struct child_args *ca = arg;
-  struct ctx c = {.status_fd = ca->status_fd, .sync_fd = ca->sync_fd, .root_fd = -1, .fifo_dir_fd = -1,
+  struct ctx c = {.status_fd = ca->status_fd, .sync_fd = ca->sync_fd, .root_fd = -1,
                   .console_sock = -1, .user_ns = ca->user_ns};
   c.exec_path[0] = 0;
   /* Until execve the process image is the runtime's: /proc/<pid>/exe and mem must not be reachable. */
@@ -704,3 +711,37 @@ int mr_write(int fd, const uint8_t *buf, int len) {
   return n < 0 ? -errno : (int)n;
 }
 int mr_mkfifo(const char *path, int mode) { return mkfifo(path, (mode_t)mode) < 0 ? -errno : 0; }
+
+/* A listening unix socket for --console-socket (O_CLOEXEC), and the receiving side of its SCM_RIGHTS message. */
+int mr_console_listen(const char *path) {
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof addr.sun_path) return -ENAMETOOLONG;
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 4) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+int mr_console_receive(int listen_fd, int timeout_ms) {
+  struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+  if (poll(&p, 1, timeout_ms) <= 0) return -ETIMEDOUT;
+  int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (conn < 0) return -errno;
+  char data[64], cbuf[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {.iov_base = data, .iov_len = sizeof data};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  ssize_t n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
+  int e = errno;
+  close(conn);
+  if (n < 0) return -e;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -EBADMSG;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}

@@ -67,7 +67,7 @@ export interface PlanInputs {
   bundle: string;
   /** fds of namespaces to join, by type (opened O_CLOEXEC by the caller). */
   joinFds: Partial<Record<NamespaceType, number>>;
-  /** O_PATH fd of the exec fifo, or undefined for a container started right away. */
+  /** Read end of the exec fifo (opened non-blocking by the runtime), or undefined to run straight to execve. */
   fifoFd?: number;
   stdioFds?: [number, number, number];
   consoleSocket?: string;
@@ -178,7 +178,6 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
   add(OP.BIND_ROOTFS, `bind rootfs ${inputs.rootfs}`, [], [inputs.rootfs]);
   for (const mount of config.mounts ?? []) planMount(mount, inputs, add);
   planDevices(inputs, userNs, add);
-  if (inputs.fifoFd !== undefined) add(OP.OPEN_FIFO_DIR, "open /proc/self/fd for the exec fifo");
   if (proc.terminal) {
     if (!inputs.consoleSocket) {
       throw new MagikError("InvalidInput", "process.terminal is true but no console socket was given", {
@@ -239,8 +238,7 @@ export function planProcess(proc: Process, inputs: ProcessPlanInputs, add: Add, 
   const env = proc.env ?? [];
   const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "/usr/local/bin:/usr/bin:/bin";
   const program = proc.args[0]!;
-  // cwd and program are checked while still root so that `create` reports them; the exec fifo is also opened
-  // as root, because /proc/self/fd of a non-dumpable process is not reachable by other uids.
+  // cwd and program are checked before `create` returns so that it reports them; the uid changes after start.
   add(OP.CHDIR, `change directory to ${proc.cwd}`, [], [proc.cwd]);
   add(OP.FIND_EXEC, `find executable ${program}`, [], [program, path]);
   if (inputs.fifoFd !== undefined) {

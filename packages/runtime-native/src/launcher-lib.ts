@@ -15,6 +15,8 @@ const SYMBOLS = {
   mr_open: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   mr_write: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   mr_mkfifo: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  mr_console_listen: { args: [FFIType.ptr], returns: FFIType.i32 },
+  mr_console_receive: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 type LauncherSymbols = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];

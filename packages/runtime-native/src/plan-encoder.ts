@@ -36,7 +36,7 @@ export const OP = {
   SECCOMP: 31,
   EXEC: 32,
   STDIO: 33,
-  OPEN_FIFO_DIR: 34,
+  /** 34 was OPEN_FIFO_DIR, kept unused so the numbering stays in step with launcher.c. */
   SETSID: 35,
   READY: 36,
 } as const;

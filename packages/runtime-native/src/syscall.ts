@@ -115,3 +115,17 @@ export const linuxSyscall: Syscall = {
     return launcher().mr_waitpid_nohang(pid);
   },
 };
+
+/**
+ * The receiving end of runc's --console-socket protocol: a unix socket that gets the pty master as SCM_RIGHTS.
+ * Used by tests and by callers that want the console of a container they create.
+ */
+export const consoleSocket = {
+  listen(path: string): number {
+    return launcher().mr_console_listen(Buffer.from(`${path}\0`));
+  },
+  /** The pty master's fd (O_CLOEXEC), or -errno (-ETIMEDOUT). */
+  receive(listenFd: number, timeoutMs: number): number {
+    return launcher().mr_console_receive(listenFd, timeoutMs);
+  },
+};

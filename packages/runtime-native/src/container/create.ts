@@ -163,7 +163,8 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
     const mk = sys.mkfifo(fifo, 0o622);
     if (mk < 0)
       throw new MagikError("CreateFailed", `mkfifo ${fifo}: ${errnoName(mk)}`, { details: { path: fifo } });
-    const fifoFd = sys.open(fifo, O.PATH);
+    // Opened for reading here and inherited: the process never resolves the fifo's path (see OP_FIFO_WAIT).
+    const fifoFd = sys.open(fifo, O.RDONLY | O.NONBLOCK);
     if (fifoFd < 0) throw new MagikError("CreateFailed", `open ${fifo}: ${errnoName(fifoFd)}`);
     opened.push(fifoFd);
     const stdioFds: [number, number, number] = [

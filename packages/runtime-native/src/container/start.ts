@@ -5,13 +5,12 @@ import { isSameLiveProcess } from "../proc.ts";
 import { errnoName, O } from "../syscall.ts";
 import type { RuntimeContext } from "./context.ts";
 
-const ETIMEDOUT = 110;
-const POLL_SLICE_MS = 100;
+const ENXIO = -6;
 
 /**
- * Releases a created container: opening the exec fifo for reading lets the process's blocked open for writing
- * complete; it writes one byte and goes on to execve. The fifo is then removed, which is what marks the
- * container as started for every later command.
+ * Releases a created container: one byte into the exec fifo wakes the process polling its read end, and it
+ * goes on to execve. The fifo is then removed, which is what marks the container as started for every later
+ * command.
  */
 export async function startContainer(ctx: RuntimeContext, id: string): Promise<void> {
   const { store, sys } = ctx;
@@ -25,25 +24,25 @@ export async function startContainer(ctx: RuntimeContext, id: string): Promise<v
     }
     await runHooks("startContainer", stored.config.hooks?.startContainer, store.ociState(stored));
     const fifo = `${store.dir(id)}/exec.fifo`;
-    const fd = sys.open(fifo, O.RDONLY | O.NONBLOCK);
+    // The process holds the read end while it waits; ENXIO means no reader: it is gone.
+    const fd = sys.open(fifo, O.WRONLY | O.NONBLOCK);
+    if (fd === -ENXIO || (fd >= 0 && !isSameLiveProcess(stored.pid, stored.pidStartTime))) {
+      if (fd >= 0) sys.close(fd);
+      throw new MagikError("StartFailed", `container ${id} exited before it was started`, {
+        details: { id, pid: stored.pid },
+      });
+    }
     if (fd < 0) {
       throw new MagikError("StartFailed", `cannot open the exec fifo: ${errnoName(fd)}`, {
         details: { id, path: fifo, errno: errnoName(fd) },
       });
     }
     try {
-      const deadline = Date.now() + ctx.limits.CONTAINER_START_TIMEOUT_MS;
-      for (;;) {
-        const got = sys.readTimeout(fd, 1, POLL_SLICE_MS);
-        if (typeof got !== "number" && got.length === 1) break;
-        const died = !isSameLiveProcess(stored.pid, stored.pidStartTime);
-        if (died || (typeof got === "number" && got !== -ETIMEDOUT && got !== -11) || Date.now() > deadline) {
-          throw new MagikError(
-            died ? "StartFailed" : "Timeout",
-            died ? `container ${id} exited before it was started` : `container ${id} did not start in time`,
-            { details: { id, pid: stored.pid } },
-          );
-        }
+      const written = sys.write(fd, new Uint8Array([0x30]));
+      if (written !== 1) {
+        throw new MagikError("StartFailed", `cannot release container ${id}: ${errnoName(written)}`, {
+          details: { id, errno: errnoName(written) },
+        });
       }
     } finally {
       sys.close(fd);
