@@ -42,15 +42,16 @@ const SIGRTMAX = 64;
 
 /** Accepts what runc's kill accepts: "KILL", "SIGKILL", "9", 9, "RTMIN+3". */
 export function parseSignal(signal: string | number): number {
+  const inRange = (n: number) => Number.isInteger(n) && n >= 1 && n <= SIGRTMAX;
   if (typeof signal === "number") {
-    if (Number.isInteger(signal) && signal >= 1 && signal <= SIGRTMAX) return signal;
+    if (inRange(signal)) return signal;
   } else {
     const text = signal.trim().toUpperCase();
-    if (/^[0-9]+$/.test(text)) return parseSignal(Number(text));
+    if (/^[0-9]+$/.test(text) && inRange(Number(text))) return Number(text);
     const name = text.startsWith("SIG") ? text : `SIG${text}`;
     const known = SIGNALS[name];
     if (known !== undefined) return known;
-    const rt = /^SIGRTM(IN|AX)([+-][0-9]+)?$/.exec(name);
+    const rt = /^[0-9]+$/.test(text) ? null : /^SIGRTM(IN|AX)([+-][0-9]+)?$/.exec(name);
     if (rt) {
       const n = (rt[1] === "IN" ? SIGRTMIN : SIGRTMAX) + Number(rt[2] ?? 0);
       if (n >= SIGRTMIN && n <= SIGRTMAX) return n;

@@ -26,7 +26,7 @@ export async function startContainer(ctx: RuntimeContext, id: string): Promise<v
     const fifo = `${store.dir(id)}/exec.fifo`;
     // The process holds the read end while it waits; ENXIO means no reader: it is gone.
     const fd = sys.open(fifo, O.WRONLY | O.NONBLOCK);
-    if (fd === -ENXIO || (fd >= 0 && !isSameLiveProcess(stored.pid, stored.pidStartTime))) {
+    if (fd === ENXIO || (fd >= 0 && !isSameLiveProcess(stored.pid, stored.pidStartTime))) {
       if (fd >= 0) sys.close(fd);
       throw new MagikError("StartFailed", `container ${id} exited before it was started`, {
         details: { id, pid: stored.pid },
