@@ -1,14 +1,9 @@
-import {
-  type ImageConfig,
-  ImageConfig as ImageConfigSchema,
-  ImageManifest,
-  MagikError,
-  parseJsonWith,
-} from "@magikrun/spec";
+import { type ImageConfig, ImageManifest, MagikError, parseJsonWith } from "@magikrun/spec";
 import { BlobStore, defaultRoot } from "@magikrun/storage";
 import { ImageIndexFile, type ImageRecord } from "./image-store-index.ts";
 import { familiarReference, normalizeReference, parseReference, repositoryName } from "./reference.ts";
 import type { ResolvedImage } from "./types.ts";
+import { imageConfigOf } from "./wasm-artifact.ts";
 
 export type { ImageRecord } from "./image-store-index.ts";
 
@@ -108,7 +103,7 @@ export class ImageStore {
   }
 
   async load(record: ImageRecord): Promise<ResolvedImage> {
-    const text = async (digest: string) => {
+    const bytes = async (digest: string) => {
       if (!(await this.blobs.has(digest))) {
         throw new MagikError(
           "BlobNotFound",
@@ -119,20 +114,15 @@ export class ImageStore {
           },
         );
       }
-      return new TextDecoder().decode(await this.blobs.read(digest));
+      return this.blobs.read(digest);
     };
     const manifest = parseJsonWith(
       ImageManifest,
-      await text(record.manifestDigest),
+      new TextDecoder().decode(await bytes(record.manifestDigest)),
       "image manifest",
       "ManifestParseFailed",
     );
-    const config: ImageConfig = parseJsonWith(
-      ImageConfigSchema,
-      await text(record.configDigest),
-      "image config",
-      "ManifestParseFailed",
-    );
+    const config: ImageConfig = imageConfigOf(manifest, await bytes(record.configDigest), record.reference);
     return {
       reference: record.reference,
       manifestDigest: record.manifestDigest,

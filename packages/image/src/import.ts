@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type Descriptor,
-  ImageConfig,
   ImageIndex,
   ImageManifest,
   isIndexMediaType,
@@ -25,6 +24,7 @@ import {
   selectPlatform,
 } from "./platform.ts";
 import { normalizeReference, parseReference, repositoryName } from "./reference.ts";
+import { imageConfigOf } from "./wasm-artifact.ts";
 
 export interface ImportOptions {
   store: ImageStore;
@@ -185,7 +185,12 @@ async function importOciLayout(
     if (isIndexMediaType(top.mediaType)) {
       const nested = await readDescribed(source, top, limits.MAX_MANIFEST_SIZE, "MAX_MANIFEST_SIZE");
       const child = parseJsonWith(ImageIndex, decoder.decode(nested), "image index", "ManifestParseFailed");
-      manifestDescriptor = selectPlatform(child.manifests, platformOf(options));
+      // As in pulls: without an explicit platform, a wasm entry is taken when none matches this host.
+      manifestDescriptor = selectPlatform(
+        child.manifests,
+        platformOf(options),
+        options.platform === undefined ? "fallback" : "exact",
+      );
       await writer.put(nested, top.digest);
       indexDigest = top.digest;
     }
@@ -225,12 +230,8 @@ async function importManifest(
     );
   }
   const configBytes = await readDescribed(source, manifest.config, limits.MAX_CONFIG_SIZE, "MAX_CONFIG_SIZE");
-  const config = parseJsonWith(
-    ImageConfig,
-    decoder.decode(configBytes),
-    "image config",
-    "ManifestParseFailed",
-  );
+  // A wasm artifact's config is not an image config: an ImageConfig is synthesized from it (wasm-artifact.ts).
+  const config = imageConfigOf(manifest, configBytes, reference);
   for (const layer of manifest.layers) {
     const name = `blobs/${layer.digest.replace(":", "/")}`;
     await writer.put(source.stream(name), layer.digest, layer.size);

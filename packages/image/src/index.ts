@@ -14,3 +14,4 @@ export { type FetchedManifest, RegistryClient, type RegistryClientOptions } from
 export * from "./rootfs.ts";
 export * from "./tar-writer.ts";
 export * from "./types.ts";
+export { imageConfigOf, isWasmArtifact, WASM_DEFAULT_PLATFORM } from "./wasm-artifact.ts";

@@ -1,7 +1,7 @@
 import type { Descriptor } from "@magikrun/spec";
 import { isMagikError } from "@magikrun/spec";
 import { describe, expect, it } from "vitest";
-import { formatPlatform, hostPlatform, parsePlatform, selectPlatform } from "./platform.ts";
+import { formatPlatform, hostPlatform, isWasmPlatform, parsePlatform, selectPlatform } from "./platform.ts";
 
 const d = (architecture: string, variant?: string, os = "linux"): Descriptor => ({
   mediaType: "application/vnd.oci.image.manifest.v1+json",
@@ -43,5 +43,31 @@ describe("platforms", () => {
       err = e;
     }
     expect(isMagikError(err, "ImageNotFound")).toBe(true);
+  });
+
+  it("takes a wasm entry only as the rule allows: exact never, fallback when the host has none, prefer first", () => {
+    const amd64 = { os: "linux", architecture: "amd64" };
+    const both = [d("wasm", undefined, "wasi"), d("amd64"), d("wasm", undefined, "wasip1")];
+    const wasmOnly = [d("unknown", undefined, "unknown"), d("wasm", undefined, "wasi")];
+    expect(isWasmPlatform(both[0]!.platform)).toBe(true);
+    expect(isWasmPlatform(both[1]!.platform)).toBe(false);
+    expect(selectPlatform(both, amd64)).toBe(both[1]);
+    expect(selectPlatform(both, amd64, "fallback")).toBe(both[1]);
+    // wasip1 before wasi, whatever the index order.
+    expect(selectPlatform(both, amd64, "prefer")).toBe(both[2]);
+    expect(selectPlatform(wasmOnly, amd64, "fallback")).toBe(wasmOnly[1]);
+    expect(selectPlatform(wasmOnly, amd64, "prefer")).toBe(wasmOnly[1]);
+    expect(selectPlatform([d("amd64")], amd64, "prefer").platform?.architecture).toBe("amd64");
+    let err: unknown;
+    try {
+      selectPlatform(wasmOnly, amd64);
+    } catch (e) {
+      err = e;
+    }
+    expect(isMagikError(err, "ImageNotFound")).toBe(true);
+    expect((err as { details: unknown }).details).toEqual({
+      platform: "linux/amd64",
+      available: ["unknown/unknown", "wasi/wasm"],
+    });
   });
 });

@@ -59,10 +59,37 @@ function normalizedVariant(architecture: string, variant: string | undefined): s
 }
 
 /**
- * Picks the manifest for `wanted` from an index. An exact variant wins; without a wanted variant the first
- * entry of the right os/architecture is taken. Attestation manifests (`unknown/unknown`) never match.
+ * How an index's wasm entries (platform architecture `wasm`, os `wasip1`, `wasi`...) are considered:
+ *   - "exact" (an explicit platform was asked for): only entries matching `wanted`;
+ *   - "fallback" (the default host platform): entries matching `wanted`, else a wasm entry;
+ *   - "prefer" (`magikrun wasm run`): a wasm entry, else entries matching `wanted`.
+ * Among wasm entries `wasip1` comes first, then `wasi`, then any other, each in index order.
  */
-export function selectPlatform(manifests: readonly Descriptor[], wanted: PlatformSpec): Descriptor {
+export type WasmPlatformRule = "exact" | "fallback" | "prefer";
+
+export function isWasmPlatform(p: { architecture: string } | undefined): boolean {
+  return p?.architecture === "wasm";
+}
+
+function wasmEntry(manifests: readonly Descriptor[]): Descriptor | undefined {
+  const wasm = manifests.filter((m) => isWasmPlatform(m.platform));
+  return (
+    wasm.find((m) => m.platform!.os === "wasip1") ?? wasm.find((m) => m.platform!.os === "wasi") ?? wasm[0]
+  );
+}
+
+/**
+ * Picks the manifest for `wanted` from an index. An exact variant wins; without a wanted variant the first
+ * entry of the right os/architecture is taken. Attestation manifests (`unknown/unknown`) never match. `wasm` says
+ * how wasm entries are considered (see WasmPlatformRule); default "exact".
+ */
+export function selectPlatform(
+  manifests: readonly Descriptor[],
+  wanted: PlatformSpec,
+  wasm: WasmPlatformRule = "exact",
+): Descriptor {
+  const preferred = wasm === "prefer" ? wasmEntry(manifests) : undefined;
+  if (preferred) return preferred;
   const candidates = manifests.filter(
     (m) => m.platform && m.platform.os === wanted.os && m.platform.architecture === wanted.architecture,
   );
@@ -70,7 +97,10 @@ export function selectPlatform(manifests: readonly Descriptor[], wanted: Platfor
   const exact = candidates.find(
     (m) => normalizedVariant(m.platform!.architecture, m.platform!.variant) === wantedVariant,
   );
-  const chosen = exact ?? (wanted.variant === undefined ? candidates[0] : undefined);
+  const chosen =
+    exact ??
+    (wanted.variant === undefined ? candidates[0] : undefined) ??
+    (wasm === "fallback" ? wasmEntry(manifests) : undefined);
   if (!chosen) {
     const available = manifests.filter((m) => m.platform).map((m) => formatPlatform(m.platform!));
     throw new MagikError("ImageNotFound", `the image has no variant for ${formatPlatform(wanted)}`, {

@@ -1,6 +1,5 @@
 import {
   type Descriptor,
-  ImageConfig,
   ImageIndex,
   ImageManifest,
   isIndexMediaType,
@@ -20,12 +19,14 @@ import {
   type PlatformSpec,
   parsePlatform,
   selectPlatform,
+  type WasmPlatformRule,
 } from "./platform.ts";
 import { downloadBlob, type LayerProgress } from "./pull-blob.ts";
 import { formatReference, manifestSelector, parseReference } from "./reference.ts";
 import { RegistryClient } from "./registry/client.ts";
 import { abortError } from "./registry/transport.ts";
 import type { ResolvedImage } from "./types.ts";
+import { imageConfigOf } from "./wasm-artifact.ts";
 
 export type { LayerProgress } from "./pull-blob.ts";
 
@@ -44,6 +45,11 @@ export interface PullOptions {
   store: ImageStore;
   /** `linux/arm64/v8` or a PlatformSpec; default: this host. */
   platform?: string | PlatformSpec;
+  /**
+   * How an index's wasm entries (`wasip1/wasm`...) are considered (see WasmPlatformRule): default "exact" when
+   * `platform` is given, else "fallback" (this host's platform, else a wasm entry).
+   */
+  wasmPlatform?: WasmPlatformRule;
   credentials?: RegistryCredentials;
   /** Docker config file for credentials (default `~/.docker/config.json`); `false` for none. */
   dockerConfig?: string | false;
@@ -139,7 +145,11 @@ async function pullInner(
       "image index",
       "ManifestParseFailed",
     );
-    const chosen = selectPlatform(index.manifests, platform);
+    const chosen = selectPlatform(
+      index.manifests,
+      platform,
+      options.wasmPlatform ?? (options.platform === undefined ? "fallback" : "exact"),
+    );
     manifestFetched = await client.getManifest(ref.path, chosen.digest, limits.MAX_MANIFEST_SIZE);
     if (manifestFetched.bytes.length !== chosen.size) {
       throw new MagikError(
@@ -194,12 +204,8 @@ async function pullInner(
     limits.MAX_CONFIG_SIZE,
     "MAX_CONFIG_SIZE",
   );
-  const config = parseJsonWith(
-    ImageConfig,
-    new TextDecoder().decode(configBytes),
-    "image config",
-    "ManifestParseFailed",
-  );
+  // A wasm artifact's config is not an image config: an ImageConfig is synthesized from it (wasm-artifact.ts).
+  const config = imageConfigOf(manifest, configBytes, canonical);
   const tarLayers = manifest.layers.filter((l) => layerCompression(l.mediaType) !== undefined);
   if (tarLayers.length !== config.rootfs.diff_ids.length) {
     throw new MagikError(

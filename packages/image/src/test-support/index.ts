@@ -8,3 +8,4 @@ export * from "./fault-registry.ts";
 export * from "./fixture.ts";
 export * from "./registry.ts";
 export * from "./token-server.ts";
+export * from "./wasm.ts";
