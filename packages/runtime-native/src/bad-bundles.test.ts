@@ -105,8 +105,10 @@ describe.skipIf(skip !== "")(`bad bundles${skip ? ` (skipped: ${skip})` : ""}`, 
     );
     await createFails((c) => (c.process!.terminal = true), { code: "InvalidInput" });
     await createFails(
-      (c) =>
-        (c.hostname = "x") && (c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== "uts")),
+      (c) => {
+        c.hostname = "x";
+        c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== "uts");
+      },
       {
         code: "InvalidBundle",
       },
