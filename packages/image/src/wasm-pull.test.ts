@@ -79,6 +79,10 @@ describe.skipIf(!hasRegistry())("wasm images pulled from docker-registry (needs 
 
     const builder = BundleBuilder.fromStore(store.blobs);
     const bundle = await builder.buildWasm(await store.resolve(ref), `wasm-artifact-${process.pid}`);
+    const withArgs = await builder.buildWasm(image, `wasm-artifact-args-${process.pid}`, { cmd: ["a", "b"] });
+    builder.remove(`wasm-artifact-args-${process.pid}`);
+    // A module without a command in its config is its own argv[0]; given arguments follow it.
+    expect(withArgs.args).toEqual(["module.wasm", "a", "b"]);
     try {
       expect(new Uint8Array(fs.readFileSync(bundle.modulePath))).toEqual(MODULE);
       expect(bundle).toMatchObject({

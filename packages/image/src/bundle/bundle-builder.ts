@@ -131,9 +131,12 @@ export class BundleBuilder {
         moduleDigest = await copyArtifactModule(this.#blobs, layer, modulePath, limits.MAX_WASM_MODULE_SIZE);
         const hasCommand =
           (image.config.config?.Entrypoint?.length ?? 0) + (image.config.config?.Cmd?.length ?? 0);
+        // Without a command in the image the module itself is the entrypoint; a given cmd becomes its arguments.
         proc = processSpec(
           image.config,
-          hasCommand || overrides.args ? overrides : { ...overrides, args: ["module.wasm"] },
+          hasCommand || overrides.args || overrides.entrypoint
+            ? overrides
+            : { ...overrides, entrypoint: ["module.wasm"], cmd: overrides.cmd ?? [] },
         );
       } else {
         proc = processSpec(image.config, overrides);
