@@ -15,6 +15,7 @@ import {
   RuntimeConfig,
   resolveLimits,
 } from "@magikrun/spec";
+import { syncCgroupFs } from "./cgroup-sync-fs.ts";
 import { openCgroup } from "./cgroups/index.ts";
 import type { RuntimeContext } from "./container/context.ts";
 import { sleep } from "./container/context.ts";
@@ -158,7 +159,7 @@ export class NativeRuntime implements OciRuntime {
         });
       }
       if (!stored.cgroup) throw new MagikError("NotSupported", `container ${id} has no cgroup to freeze`);
-      await openCgroup(stored.cgroup).freeze();
+      await openCgroup(stored.cgroup, syncCgroupFs).freeze();
       this.store.setPaused(id, true);
     });
   }
@@ -173,7 +174,7 @@ export class NativeRuntime implements OciRuntime {
         });
       }
       if (!stored.cgroup) throw new MagikError("NotSupported", `container ${id} has no cgroup to thaw`);
-      await openCgroup(stored.cgroup).thaw();
+      await openCgroup(stored.cgroup, syncCgroupFs).thaw();
       this.store.setPaused(id, false);
     });
   }
@@ -182,13 +183,13 @@ export class NativeRuntime implements OciRuntime {
   async pids(id: string): Promise<number[]> {
     const stored = this.store.read(id);
     if (!stored.cgroup) return this.store.status(stored) === "stopped" ? [] : [stored.pid];
-    return openCgroup(stored.cgroup).pids();
+    return openCgroup(stored.cgroup, syncCgroupFs).pids();
   }
 
   async stats(id: string): Promise<unknown> {
     const stored = this.store.read(id);
     if (!stored.cgroup) throw new MagikError("NotSupported", `container ${id} has no cgroup`);
-    return openCgroup(stored.cgroup).stats();
+    return openCgroup(stored.cgroup, syncCgroupFs).stats();
   }
 
   #forget(id: string): void {

@@ -14,6 +14,7 @@ import {
   type StdioTarget,
   validateContainerId,
 } from "@magikrun/spec";
+import { cgroupLayout, syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { type CgroupHandle, createCgroup } from "../cgroups/index.ts";
 import { runHooks } from "../hooks.ts";
 import { processSecurity } from "../integrations.ts";
@@ -153,12 +154,16 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       opened.push(fd);
       joinFds[ns.type] = fd;
     }
-    cgroup = await createCgroup({
-      id,
-      cgroupsPath: linux.cgroupsPath,
-      resources: withDefaultDeviceRules(linux.resources, linux.devices),
-      onWarning: ctx.warn,
-    });
+    cgroup = await createCgroup(
+      {
+        id,
+        cgroupsPath: linux.cgroupsPath,
+        resources: withDefaultDeviceRules(linux.resources, linux.devices),
+        layout: cgroupLayout(),
+        onWarning: ctx.warn,
+      },
+      syncCgroupFs,
+    );
     const fifo = `${dir}/exec.fifo`;
     const mk = sys.mkfifo(fifo, 0o622);
     if (mk < 0)

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { MagikError, validateContainerId } from "@magikrun/spec";
+import { syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { openCgroup } from "../cgroups/index.ts";
 import { runHooks } from "../hooks.ts";
 import { isSameLiveProcess } from "../proc.ts";
@@ -49,7 +50,7 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force = f
       return;
     }
     const status = store.status(stored);
-    const cgroup = stored.cgroup ? openCgroup(stored.cgroup) : undefined;
+    const cgroup = stored.cgroup ? openCgroup(stored.cgroup, syncCgroupFs) : undefined;
     if (status !== "stopped") {
       if ((status === "running" || status === "paused") && !force) {
         throw new MagikError("DeleteFailed", `container ${id} is ${status}`, {

@@ -1,5 +1,6 @@
 import { read as fsRead, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type ExecOptions, type ExecResult, type ExitStatus, MagikError, type Process } from "@magikrun/spec";
+import { syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { openCgroup } from "../cgroups/index.ts";
 import { processSecurity } from "../integrations.ts";
 import { type Add, planProcess } from "../launch-plan.ts";
@@ -109,7 +110,7 @@ export async function execInContainer(
       add,
       ops,
     );
-    const cgroup = stored.cgroup ? openCgroup(stored.cgroup) : undefined;
+    const cgroup = stored.cgroup ? openCgroup(stored.cgroup, syncCgroupFs) : undefined;
     const launched = await launch(sys, {
       ops,
       cloneFlags: 0,

@@ -1,4 +1,5 @@
 import { MagikError } from "@magikrun/spec";
+import { syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { openCgroup } from "../cgroups/index.ts";
 import { parseSignal } from "../signals.ts";
 import type { RuntimeContext } from "./context.ts";
@@ -19,7 +20,7 @@ export async function killContainer(
       throw new MagikError("InvalidState", `container ${id} is not running`, { details: { id, status } });
     }
     if (all && stored.cgroup) {
-      await openCgroup(stored.cgroup).killAll(signo);
+      await openCgroup(stored.cgroup, syncCgroupFs).killAll(signo);
       return;
     }
     if (status === "stopped") return;
