@@ -39,7 +39,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 
 describe("parseRunArgs", () => {
   it("takes options before the module and passes everything after it to the module", () => {
-    const { bundle, json } = parseRunArgs(
+    const { target, json } = parseRunArgs(
       [
         "--fuel",
         "5000",
@@ -59,6 +59,8 @@ describe("parseRunArgs", () => {
       { json: false },
     );
     expect(json).toBe(false);
+    expect(target.kind).toBe("module");
+    const bundle = target.kind === "module" ? target.bundle : undefined;
     expect(bundle).toMatchObject({
       kind: "wasm",
       args: ["m.wasm", "--fuel", "x"],
@@ -71,7 +73,33 @@ describe("parseRunArgs", () => {
       timeoutMs: 200,
       maxMemoryPages: 16,
     });
-    expect(bundle.modulePath).toMatch(/^\/.*m\.wasm$/);
+    expect(bundle?.modulePath).toMatch(/^\/.*m\.wasm$/);
+  });
+
+  it("takes an argument that is not a module file as an image reference whose Cmd the rest replaces", () => {
+    const image = parseRunArgs(["--pull", "--fuel", "5", "--env", "A=1", "127.0.0.1:5000/x:v1", "a"], {
+      json: true,
+    });
+    expect(image).toEqual({
+      json: true,
+      target: {
+        kind: "image",
+        reference: "127.0.0.1:5000/x:v1",
+        pull: true,
+        overrides: { env: ["A=1"], preopens: [], fuel: 5, cmd: ["a"] },
+      },
+    });
+    const bare = parseRunArgs(["hello"], { json: false }).target;
+    // No args: the image's own Cmd stays.
+    expect(bare).toEqual({
+      kind: "image",
+      reference: "hello",
+      pull: false,
+      overrides: { env: [], preopens: [] },
+    });
+    for (const module of ["m.wasm", "./m", "/abs/m", "../m"]) {
+      expect(parseRunArgs([module], { json: false }).target.kind, module).toBe("module");
+    }
   });
 
   it("refuses bad values with InvalidInput naming the option", () => {
@@ -81,6 +109,7 @@ describe("parseRunArgs", () => {
       ["--env", "NOEQ", "m.wasm"],
       ["--dir", "/a:/b:rx", "m.wasm"],
       ["--what", "m.wasm"],
+      ["--pull", "m.wasm"],
       [],
     ]) {
       let error: unknown;

@@ -2,13 +2,19 @@
  * `magikrun wasm run`: runs a WASI command module in the foreground through the wasm runtime, with its limits
  * as options, and exits with the module's exit status. The instance lives in this process (a Worker cannot
  * outlive it), so there is no detached mode; SIGINT and SIGTERM sent to magikrun are passed to the module.
+ * The module is a file, or comes from an image: a wasm OCI artifact or an image whose entrypoint is a `.wasm`
+ * file, taken from the local store and pulled when missing (as `docker run` does), built into a wasm bundle under
+ * `<root>/bundles/` that is removed once the module has ended.
  */
+import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import type { ResolvedImage, WasmOverrides } from "@magikrun/image";
 import { type WasmExit, WasmRuntime } from "@magikrun/runtime-wasm";
-import { MagikError, type WasiPreopen, type WasmBundle } from "@magikrun/spec";
+import { isMagikError, MagikError, type WasiPreopen, type WasmBundle } from "@magikrun/spec";
+import { defaultRoot } from "@magikrun/storage";
 import type { GlobalOptions } from "../cli.ts";
 
-const USAGE = `usage: magikrun wasm run [options] MODULE.wasm [ARGS...]
+const USAGE = `usage: magikrun wasm run [options] MODULE.wasm|IMAGE [ARGS...]
 
   --fuel N                 instruction budget (default DEFAULT_WASM_FUEL = 1e9)
   --timeout MS             wall-clock limit
@@ -16,13 +22,26 @@ const USAGE = `usage: magikrun wasm run [options] MODULE.wasm [ARGS...]
   --dir HOST[:GUEST[:ro]]  preopen a host directory (repeatable; GUEST defaults to HOST)
   --env K=V                environment variable (repeatable)
   --json                   print the exit status as JSON on stdout once the module has ended
+  --pull                   pull IMAGE even when the local store has it (default: only when missing)
 
-Options go before MODULE; everything after it is passed to the module. Exit status: the module's exit code,
-124 on timeout, 134 on a trap or exhausted fuel, 128+N when killed by signal N.`;
+Options go before MODULE; everything after it is passed to the module. The argument is a module file when it
+exists, ends in .wasm or starts with / or .; otherwise it is an image reference (a wasm OCI artifact, or an
+image whose entrypoint is a .wasm file, whose rootfs is then preopened as /), and ARGS replace the image's Cmd.
+Exit status: the module's exit code, 124 on timeout, 134 on a trap or exhausted fuel, 128+N when killed by
+signal N.`;
+
+export type WasmRunTarget =
+  | { kind: "module"; bundle: WasmBundle }
+  | { kind: "image"; reference: string; pull: boolean; overrides: WasmOverrides };
 
 export interface WasmRunOptions {
-  bundle: WasmBundle;
+  target: WasmRunTarget;
   json: boolean;
+}
+
+/** A module file rather than an image reference (references never start with / or . nor exist as files). */
+export function isModulePath(arg: string): boolean {
+  return arg.endsWith(".wasm") || arg.startsWith("/") || arg.startsWith(".") || existsSync(arg);
 }
 
 function invalid(message: string, details: Record<string, unknown>): MagikError {
@@ -59,6 +78,7 @@ export function parseRunArgs(args: string[], globals: Pick<GlobalOptions, "json"
   const preopens: WasiPreopen[] = [];
   const limits: Partial<Pick<WasmBundle, "fuel" | "timeoutMs" | "maxMemoryPages">> = {};
   let json = globals.json;
+  let pull = false;
   let i = 0;
   for (; i < args.length; i++) {
     const arg = args[i]!;
@@ -97,25 +117,74 @@ export function parseRunArgs(args: string[], globals: Pick<GlobalOptions, "json"
       case "--json":
         json = true;
         break;
+      case "--pull":
+        pull = true;
+        break;
       default:
         throw invalid(`unknown option ${flag}`, { option: flag });
     }
   }
   const module = args[i];
-  if (module === undefined) throw invalid("missing MODULE.wasm", { expected: "MODULE.wasm" });
+  if (module === undefined) throw invalid("missing MODULE.wasm or IMAGE", { expected: "MODULE.wasm|IMAGE" });
+  const rest = args.slice(i + 1);
+  if (!isModulePath(module)) {
+    const overrides: WasmOverrides = { env, preopens, ...limits };
+    if (rest.length > 0) overrides.cmd = rest;
+    return { json, target: { kind: "image", reference: module, pull, overrides } };
+  }
+  if (pull) {
+    throw invalid(`--pull is for images; ${JSON.stringify(module)} is a module file`, {
+      option: "--pull",
+      value: module,
+    });
+  }
   const modulePath = resolve(module);
   return {
     json,
-    bundle: {
-      kind: "wasm",
-      path: dirname(modulePath),
-      modulePath,
-      args: [basename(module), ...args.slice(i + 1)],
-      env,
-      preopens,
-      ...limits,
+    target: {
+      kind: "module",
+      bundle: {
+        kind: "wasm",
+        path: dirname(modulePath),
+        modulePath,
+        args: [basename(module), ...rest],
+        env,
+        preopens,
+        ...limits,
+      },
     },
   };
+}
+
+interface ImageBundle {
+  bundle: WasmBundle;
+  image: ResolvedImage;
+  remove(): void;
+}
+
+/**
+ * The image from the local store (pulled first with `--pull`, or when missing; an index's wasm entry is preferred),
+ * built into a wasm bundle whose removal (bundle dir and any assembled rootfs) is the caller's.
+ */
+async function imageBundle(
+  target: Extract<WasmRunTarget, { kind: "image" }>,
+  id: string,
+  globals: GlobalOptions,
+): Promise<ImageBundle> {
+  const { BundleBuilder, ImageStore, pullImage } = await import("@magikrun/image");
+  const store = await ImageStore.open(globals.root ?? defaultRoot());
+  let image: ResolvedImage | undefined;
+  if (!target.pull) {
+    try {
+      image = await store.resolve(target.reference);
+    } catch (err) {
+      if (!isMagikError(err, "ImageNotFound")) throw err;
+    }
+  }
+  image ??= (await pullImage(target.reference, { store, wasmPlatform: "prefer" })).image;
+  const builder = BundleBuilder.fromStore(store.blobs);
+  const bundle = await builder.buildWasm(image, id, target.overrides);
+  return { bundle, image, remove: () => builder.remove(id) };
 }
 
 export async function run(command: string, args: string[], globals: GlobalOptions): Promise<number> {
@@ -147,14 +216,25 @@ export async function run(command: string, args: string[], globals: GlobalOption
       // already ended: nothing to forward to
     });
   };
+  let built: ImageBundle | undefined;
   try {
-    await runtime.create({ id, bundle: options.bundle });
+    const { target } = options;
+    let bundle: WasmBundle;
+    if (target.kind === "image") {
+      built = await imageBundle(target, id, globals);
+      bundle = built.bundle;
+    } else bundle = target.bundle;
+    await runtime.create({ id, bundle });
     process.on("SIGINT", forward);
     process.on("SIGTERM", forward);
     await runtime.start(id);
     const exit: WasmExit = await runtime.wait(id);
     if (options.json) {
-      console.log(JSON.stringify({ id, exit }));
+      const image = built && {
+        reference: built.image.reference,
+        manifestDigest: built.image.manifestDigest,
+      };
+      console.log(JSON.stringify({ id, exit, ...(image && { image }) }));
     } else if (exit.reason !== "exited") {
       console.error(`magikrun: wasm: ${exit.reason}${exit.message ? `: ${exit.message}` : ""}`);
     }
@@ -166,5 +246,6 @@ export async function run(command: string, args: string[], globals: GlobalOption
       // create failed: there is nothing to delete
     });
     runtime.close();
+    built?.remove();
   }
 }

@@ -1,5 +1,5 @@
 import { MediaTypes, sha256Digest } from "@magikrun/spec";
-import { tarBytes } from "../tar-writer.ts";
+import { type TarEntry, tarBytes } from "../tar-writer.ts";
 import { type FixtureImage, type FixtureLayer, jsonBlob, makeImage, makeLayer } from "./fixture.ts";
 
 /** The annotation wasm image builders (buildah, buildx) put on images whose entrypoint is a `.wasm` file. */
@@ -50,17 +50,19 @@ export function makeWasmArtifact(module: Uint8Array, input: WasmArtifactInput = 
 
 /**
  * An ordinary image whose single layer holds the module at `path` (default `app/hello.wasm`) and whose Entrypoint
- * is that file, annotated `module.wasm.image/variant=compat` as wasm image builders do. Platform `wasi/wasm`.
+ * is that file (plus `extra` entries), annotated `module.wasm.image/variant=compat` as wasm image builders do.
+ * Platform `wasi/wasm`.
  */
 export function makeWasmCompatImage(
   module: Uint8Array,
-  options: { path?: string; config?: Record<string, unknown> } = {},
+  options: { path?: string; config?: Record<string, unknown>; extra?: TarEntry[] } = {},
 ): FixtureImage {
   const file = options.path ?? "app/hello.wasm";
   const dirs = file.split("/").slice(0, -1);
   const tar = tarBytes([
     ...dirs.map((_, i) => ({ type: "dir" as const, path: dirs.slice(0, i + 1).join("/") })),
     { type: "file", path: file, data: module, mode: 0o755 },
+    ...(options.extra ?? []),
   ]);
   const image = makeImage([makeLayer(tar, "gzip", "oci")], {
     architecture: "wasm",
