@@ -114,6 +114,34 @@ describe.skipIf(skip !== "")(`differential: runc vs magikrun${skip ? ` (skipped:
     }
   });
 
+  it("sysctl, oom_score_adj, domainname and linux.devices", async () => {
+    const script =
+      "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax /proc/self/oom_score_adj /proc/sys/kernel/domainname; " +
+      "stat -c '%n %F %a %t:%T %u:%g' /dev/fuse /dev/loop-control";
+    const [runc, ours] = await both(script, (c) => {
+      c.domainname = "example.test";
+      c.process!.oomScoreAdj = 500;
+      c.linux!.sysctl = { "net.ipv4.ip_forward": "1", "kernel.msgmax": "12345" };
+      c.linux!.devices = [
+        { path: "/dev/fuse", type: "c", major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0 },
+        {
+          path: "/dev/loop-control",
+          type: "c",
+          major: 10,
+          minor: 237,
+          fileMode: 0o640,
+          uid: 1000,
+          gid: 1000,
+        },
+      ];
+    });
+    // runc 1.1.5 (Debian 12) ignores `domainname`; the spec says to set it, and magikrun does.
+    const withoutDomain = (o: Outcome) => ({ ...o, stdout: o.stdout.split("\n").toSpliced(3, 1).join("\n") });
+    expect(withoutDomain(ours)).toEqual(withoutDomain(runc));
+    expect(runc.stdout.split("\n")[3]).toBe("(none)");
+    expect(ours.stdout.split("\n").slice(0, 4)).toEqual(["1", "12345", "500", "example.test"]);
+  });
+
   it("cgroup limits in effect", async () => {
     const script =
       "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us";

@@ -22,6 +22,7 @@ import { type LaunchPlan, planLaunch } from "../launch-plan.ts";
 import { readProcStat } from "../proc.ts";
 import type { StoredContainer } from "../state-store.ts";
 import { errnoName, O } from "../syscall.ts";
+import { checkUnsupported } from "../unsupported.ts";
 import type { RuntimeContext } from "./context.ts";
 import { launch } from "./launch.ts";
 
@@ -103,6 +104,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       hint: "Pass --console-socket (CLI) or consoleSocket (API), or set process.terminal to false.",
     });
   }
+  checkUnsupported(config, ctx.warn);
   const security = processSecurity(config.process?.capabilities, linux.seccomp, ctx.warn);
   const isDirectory = (p: string) => statSync(p).isDirectory();
   const planInputs = {
