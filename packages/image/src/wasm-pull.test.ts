@@ -11,6 +11,7 @@ import { pullImage } from "./pull.ts";
 import { tarBytes } from "./tar-writer.ts";
 import {
   hasRegistry,
+  jsonBlob,
   makeImage,
   makeIndex,
   makeLayer,
@@ -35,6 +36,17 @@ describe.skipIf(!hasRegistry())("wasm images pulled from docker-registry (needs 
     config: { architecture: "wasm", os: "wasip1", config: { Entrypoint: ["hello.wasm"], Cmd: ["--x"] } },
   });
   const compat = makeWasmCompatImage(MODULE);
+  const compatNoSuffix = makeWasmCompatImage(MODULE, { path: "bin/hello" });
+  const plainNoSuffix = makeWasmCompatImage(MODULE, { path: "bin/hello", annotate: false });
+  const unrunnable = makeWasmArtifact(MODULE);
+  {
+    // A wasm config over a filesystem layer: nothing here can run it.
+    const layer = makeLayer(tarBytes([{ type: "file", path: "x", data: "x" }]), "gzip", "oci");
+    const doc = JSON.parse(new TextDecoder().decode(unrunnable.manifest.bytes));
+    doc.layers = [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }];
+    unrunnable.layers = [layer];
+    unrunnable.manifest = jsonBlob(MediaTypes.ociManifest, doc);
+  }
   const foreign = makeImage([makeLayer(tarBytes([]), "gzip", "oci")], { os: "freebsd" });
   const host = hostPlatform();
   const native = makeImage([makeLayer(tarBytes([{ type: "dir", path: "bin" }]), "gzip", "oci")], {
@@ -50,6 +62,9 @@ describe.skipIf(!hasRegistry())("wasm images pulled from docker-registry (needs 
     await pushFixture(registry, "test/hello-wasm", "multi", makeIndex([foreign, artifact]));
     await pushFixture(registry, "test/hello-wasm", "both", makeIndex([native, artifact]));
     await pushFixture(registry, "test/hello-compat", "v1", compat);
+    await pushFixture(registry, "test/hello-compat", "nosuffix", compatNoSuffix);
+    await pushFixture(registry, "test/hello-compat", "plain", plainNoSuffix);
+    await pushFixture(registry, "test/hello-wasm", "unrunnable", unrunnable);
   });
 
   afterAll(async () => {
@@ -149,5 +164,36 @@ describe.skipIf(!hasRegistry())("wasm images pulled from docker-registry (needs 
       builder.remove(id);
     }
     expect(fs.existsSync(builder.rootfs.dirOf(id))).toBe(false);
+  });
+
+  it("takes an entrypoint without the .wasm suffix only from an image annotated compat", async () => {
+    const store = await newStore();
+    const builder = BundleBuilder.fromStore(store.blobs);
+    const annotated = await pullImage(`${registry.host}/test/hello-compat:nosuffix`, {
+      store,
+      dockerConfig: false,
+    });
+    const id = `wasm-nosuffix-${process.pid}`;
+    const bundle = await builder.buildWasm(annotated.image, id);
+    builder.remove(id);
+    expect(bundle.args).toEqual(["/bin/hello"]);
+    expect(bundle.moduleDigest).toBe(sha256Digest(MODULE));
+    const plain = await pullImage(`${registry.host}/test/hello-compat:plain`, { store, dockerConfig: false });
+    const plainId = `wasm-plain-${process.pid}`;
+    const err = await builder.buildWasm(plain.image, plainId).catch((e) => e);
+    expect(isMagikError(err, "InvalidBundle")).toBe(true);
+    expect(err.details).toMatchObject({ entrypoint: "/bin/hello" });
+    expect(fs.existsSync(builder.bundleDir(plainId))).toBe(false);
+    expect(fs.existsSync(builder.rootfs.dirOf(plainId))).toBe(false);
+  });
+
+  it("refuses a wasm artifact with filesystem layers before downloading or recording anything", async () => {
+    const store = await newStore();
+    const ref = `${registry.host}/test/hello-wasm:unrunnable`;
+    const err = await pullImage(ref, { store, dockerConfig: false }).catch((e) => e);
+    expect(isMagikError(err, "ManifestParseFailed")).toBe(true);
+    expect(err.details).toEqual({ reference: ref, layers: [MediaTypes.ociLayerTarGzip] });
+    expect(store.list()).toEqual([]);
+    expect(await store.blobs.list()).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@ import { type AssembleOptions, RootfsManager } from "../rootfs.ts";
 import { LAYOUT, type ResolvedImage } from "../types.ts";
 import { buildOciConfig, type ContainerOverrides, processSpec } from "./oci-config.ts";
 import { resolveUser } from "./user.ts";
-import { copyArtifactModule, copyRootfsModule, wasmLayer } from "./wasm-module.ts";
+import { copyArtifactModule, copyRootfsModule, isCompatVariant, wasmLayer } from "./wasm-module.ts";
 
 /**
  * Builds the three bundle kinds for a container from a resolved image. Every bundle directory
@@ -108,8 +108,9 @@ export class BundleBuilder {
   }
 
   /**
-   * A wasm bundle: the module of a wasm artifact, or the `.wasm` entrypoint of an ordinary image (whose rootfs is
-   * then assembled and preopened as `/`).
+   * A wasm bundle: the module of a wasm artifact, or the `.wasm` entrypoint of an ordinary image (any entrypoint
+   * when the image is annotated `module.wasm.image/variant=compat`), whose rootfs is then assembled and preopened
+   * as `/`.
    */
   async buildWasm(image: ResolvedImage, id: string, overrides: WasmOverrides = {}): Promise<WasmBundle> {
     const limits = this.#cache.limits;
@@ -141,12 +142,14 @@ export class BundleBuilder {
       } else {
         proc = processSpec(image.config, overrides);
         const entry = proc.args[0]!;
-        if (!entry.endsWith(".wasm")) {
+        // An entrypoint without the suffix is taken when the image is annotated compat (its magic is checked).
+        if (!entry.endsWith(".wasm") && !isCompatVariant(image)) {
           throw new MagikError(
             "InvalidBundle",
             "the image is neither a wasm artifact nor has a .wasm entrypoint",
             {
               details: { entrypoint: entry, layers: image.manifest.layers.map((l) => l.mediaType) },
+              hint: "Wasm images are wasm OCI artifacts, or images whose entrypoint is a .wasm file or annotated module.wasm.image/variant=compat.",
             },
           );
         }

@@ -9,6 +9,18 @@ import type { ResolvedImage } from "../types.ts";
 /** `\0asm`: every WebAssembly binary module starts with it. */
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
+/** Set by wasm image builders (buildah, buildx) on images whose entrypoint is a module: "compat", "compat-smart". */
+export const WASM_VARIANT_ANNOTATION = "module.wasm.image/variant";
+
+/** Whether the image says its entrypoint is a wasm module (manifest annotation or config label). */
+export function isCompatVariant(image: ResolvedImage): boolean {
+  const variant =
+    image.manifest.annotations?.[WASM_VARIANT_ANNOTATION] ??
+    image.config.config?.Labels?.[WASM_VARIANT_ANNOTATION] ??
+    "";
+  return variant.startsWith("compat");
+}
+
 export function wasmLayer(image: ResolvedImage): Descriptor | undefined {
   return image.manifest.layers.find((layer) => layer.mediaType === MediaTypes.wasmLayer);
 }

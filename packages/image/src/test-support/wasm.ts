@@ -2,8 +2,8 @@ import { MediaTypes, sha256Digest } from "@magikrun/spec";
 import { type TarEntry, tarBytes } from "../tar-writer.ts";
 import { type FixtureImage, type FixtureLayer, jsonBlob, makeImage, makeLayer } from "./fixture.ts";
 
-/** The annotation wasm image builders (buildah, buildx) put on images whose entrypoint is a `.wasm` file. */
-export const WASM_VARIANT_ANNOTATION = "module.wasm.image/variant";
+/** What wasm image builders (buildah, buildx) annotate images whose entrypoint is a module with. */
+const WASM_VARIANT_ANNOTATION = "module.wasm.image/variant";
 
 export interface WasmArtifactInput {
   /** Config media type; default application/vnd.wasm.config.v1+json. */
@@ -50,12 +50,13 @@ export function makeWasmArtifact(module: Uint8Array, input: WasmArtifactInput = 
 
 /**
  * An ordinary image whose single layer holds the module at `path` (default `app/hello.wasm`) and whose Entrypoint
- * is that file (plus `extra` entries), annotated `module.wasm.image/variant=compat` as wasm image builders do.
+ * is that file (plus `extra` entries), annotated `module.wasm.image/variant=compat` as wasm image builders do
+ * (unless `annotate` is false).
  * Platform `wasi/wasm`.
  */
 export function makeWasmCompatImage(
   module: Uint8Array,
-  options: { path?: string; config?: Record<string, unknown>; extra?: TarEntry[] } = {},
+  options: { path?: string; config?: Record<string, unknown>; extra?: TarEntry[]; annotate?: boolean } = {},
 ): FixtureImage {
   const file = options.path ?? "app/hello.wasm";
   const dirs = file.split("/").slice(0, -1);
@@ -69,6 +70,7 @@ export function makeWasmCompatImage(
     os: "wasi",
     config: options.config ?? { Entrypoint: [`/${file}`] },
   });
+  if (options.annotate === false) return image;
   const doc = JSON.parse(new TextDecoder().decode(image.manifest.bytes)) as Record<string, unknown>;
   doc.annotations = { [WASM_VARIANT_ANNOTATION]: "compat" };
   return { ...image, manifest: jsonBlob(image.manifest.mediaType, doc) };
