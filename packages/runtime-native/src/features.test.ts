@@ -134,6 +134,16 @@ describe.skipIf(skip !== "")(`features${skip ? ` (skipped: ${skip})` : ""}`, () 
     }
   });
 
+  it("runs with the launcher compiled by bun:ffi's TinyCC when no compiled .so is used", () => {
+    const script = new URL("./test-support/run-once.ts", import.meta.url).pathname;
+    const result = Bun.spawnSync(["bun", script, "echo via-tcc; grep NoNewPrivs /proc/self/status; exit 4"], {
+      env: { ...process.env, MAGIKRUN_LAUNCHER_CC: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    expect(result.stderr.toString()).toBe("");
+    expect(JSON.parse(result.stdout.toString())).toEqual({ code: 4, stdout: "via-tcc\nNoNewPrivs:\t1\n" });
+  });
+
   it("keeps runToExit honest: a container's output and exit code come back", async () => {
     const { exit, stdout } = await runToExit(rt, ["sh", "-c", "echo out; exit 9"], noCaps);
     expect(exit.code).toBe(9);

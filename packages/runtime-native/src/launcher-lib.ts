@@ -29,11 +29,14 @@ let loaded: LauncherSymbols | undefined;
  */
 export function launcher(): LauncherSymbols {
   if (loaded) return loaded;
-  if (!launcherIsFresh()) buildLauncher();
+  // MAGIKRUN_LAUNCHER_CC=1 forces the TinyCC path, to test the fallback on a machine that has gcc.
+  const forceCc = process.env.MAGIKRUN_LAUNCHER_CC === "1";
+  if (!forceCc && !launcherIsFresh()) buildLauncher();
   try {
-    loaded = launcherIsFresh()
-      ? dlopen(LAUNCHER_LIBRARY, SYMBOLS).symbols
-      : cc({ source: LAUNCHER_SOURCE, symbols: SYMBOLS }).symbols;
+    loaded =
+      !forceCc && launcherIsFresh()
+        ? dlopen(LAUNCHER_LIBRARY, SYMBOLS).symbols
+        : cc({ source: LAUNCHER_SOURCE, symbols: SYMBOLS }).symbols;
   } catch (err) {
     throw new MagikError("RuntimeUnavailable", `cannot load the native launcher: ${(err as Error).message}`, {
       cause: err,

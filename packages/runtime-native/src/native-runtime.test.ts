@@ -147,6 +147,31 @@ describe.skipIf(skip !== "")(`NativeRuntime lifecycle${skip ? ` (skipped: ${skip
     }
   });
 
+  it("serializes concurrent commands on one container: one create and one delete win", async () => {
+    const bundle = makeBundle(["sleep", "30"], noCaps);
+    const id = uniqueId("race");
+    try {
+      const creates = await Promise.allSettled(
+        Array.from({ length: 4 }, () => rt.create({ id, bundle: loadBundle(bundle.dir) })),
+      );
+      expect(creates.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      for (const r of creates.filter((r) => r.status === "rejected")) {
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: "ContainerAlreadyExists" });
+      }
+      await rt.start(id);
+      const deletes = await Promise.allSettled(
+        Array.from({ length: 4 }, () => rt.delete(id, { force: true })),
+      );
+      expect(deletes.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      for (const r of deletes.filter((r) => r.status === "rejected")) {
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: "ContainerNotFound" });
+      }
+      expect(leftovers(state.root, id)).toEqual([]);
+    } finally {
+      bundle.cleanup();
+    }
+  });
+
   it("checks ids, duplicates and MAX_CONTAINERS before creating anything", async () => {
     const bundle = makeBundle(["true"], noCaps);
     const limited = new NativeRuntime({ root: `${state.root}/limited`, limits: { MAX_CONTAINERS: 1 } });

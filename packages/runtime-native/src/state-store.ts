@@ -13,6 +13,9 @@ import { errnoName, LOCK, O, type Syscall } from "./syscall.ts";
 
 export const DEFAULT_STATE_ROOT = "/run/magikrun";
 
+const EWOULDBLOCK = -11;
+const inProcessLocks = new Map<string, Promise<void>>();
+
 /** What the runtime keeps about a container between commands (state.json in its directory). */
 export interface StoredContainer {
   id: string;
@@ -85,15 +88,42 @@ export class StateStore {
     }
   }
 
-  /** Runs `fn` holding an exclusive flock on `path` (created if needed). */
+  /**
+   * Runs `fn` holding an exclusive flock on `path` (created if needed). Callers in this process queue on a
+   * promise first, and the flock is polled with LOCK_NB: a blocking flock on the JS thread would deadlock
+   * against a holder in the same process that is awaiting something.
+   */
   async withLock<T>(path: string, fn: () => Promise<T> | T): Promise<T> {
+    const previous = inProcessLocks.get(path) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tail = previous.then(() => mine);
+    inProcessLocks.set(path, tail);
+    await previous;
+    try {
+      return await this.#withFlock(path, fn);
+    } finally {
+      release();
+      if (inProcessLocks.get(path) === tail) inProcessLocks.delete(path);
+    }
+  }
+
+  async #withFlock<T>(path: string, fn: () => Promise<T> | T): Promise<T> {
     const fd = this.sys.open(path, O.RDWR | O.CREAT, 0o600);
     if (fd < 0) {
       throw new MagikError("Internal", `cannot open lock ${path}: ${errnoName(fd)}`, { details: { path } });
     }
     try {
-      const rc = this.sys.flock(fd, LOCK.EX);
-      if (rc < 0) throw new MagikError("Internal", `flock ${path}: ${errnoName(rc)}`, { details: { path } });
+      for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+        const rc = this.sys.flock(fd, LOCK.EX | LOCK.NB);
+        if (rc === 0) break;
+        if (rc !== EWOULDBLOCK) {
+          throw new MagikError("Internal", `flock ${path}: ${errnoName(rc)}`, { details: { path } });
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
       return await fn();
     } finally {
       this.sys.close(fd);
@@ -106,10 +136,17 @@ export class StateStore {
     return this.withLock(`${this.root}/.lock`, fn);
   }
 
-  withContainerLock<T>(id: string, fn: () => Promise<T> | T): Promise<T> {
+  async withContainerLock<T>(id: string, fn: () => Promise<T> | T): Promise<T> {
     validateContainerId(id);
     if (!existsSync(this.dir(id))) throw notFound(id, this.root);
-    return this.withLock(`${this.dir(id)}/lock`, fn);
+    try {
+      return await this.withLock(`${this.dir(id)}/lock`, fn);
+    } catch (err) {
+      // Deleted by a concurrent command between the check and the lock.
+      if (!existsSync(this.dir(id)) && (err as { code?: string }).code === "Internal")
+        throw notFound(id, this.root);
+      throw err;
+    }
   }
 
   read(id: string): StoredContainer {

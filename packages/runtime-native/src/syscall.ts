@@ -43,7 +43,7 @@ export const O = {
   CREAT: 0o100,
 } as const;
 
-export const LOCK = { SH: 1, EX: 2, UN: 8 } as const;
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 
 export const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM",
