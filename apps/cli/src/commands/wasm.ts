@@ -6,7 +6,7 @@
  * file, taken from the local store and pulled when missing (as `docker run` does), built into a wasm bundle under
  * `<root>/bundles/` that is removed once the module has ended.
  */
-import { existsSync } from "node:fs";
+import { statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { ResolvedImage, WasmOverrides } from "@magikrun/image";
 import { type WasmExit, WasmRuntime } from "@magikrun/runtime-wasm";
@@ -25,7 +25,7 @@ const USAGE = `usage: magikrun wasm run [options] MODULE.wasm|IMAGE [ARGS...]
   --pull                   pull IMAGE even when the local store has it (default: only when missing)
 
 Options go before MODULE; everything after it is passed to the module. The argument is a module file when it
-exists, ends in .wasm or starts with / or .; otherwise it is an image reference (a wasm OCI artifact, or an
+is a file, ends in .wasm or starts with / or .; otherwise it is an image reference (a wasm OCI artifact, or an
 image whose entrypoint is a .wasm file, whose rootfs is then preopened as /), and ARGS replace the image's Cmd.
 Exit status: the module's exit code, 124 on timeout, 134 on a trap or exhausted fuel, 128+N when killed by
 signal N.`;
@@ -39,9 +39,14 @@ export interface WasmRunOptions {
   json: boolean;
 }
 
-/** A module file rather than an image reference (references never start with / or . nor exist as files). */
+/** A module file rather than an image reference (references never start with / or .; an existing file wins). */
 export function isModulePath(arg: string): boolean {
-  return arg.endsWith(".wasm") || arg.startsWith("/") || arg.startsWith(".") || existsSync(arg);
+  return (
+    arg.endsWith(".wasm") ||
+    arg.startsWith("/") ||
+    arg.startsWith(".") ||
+    statSync(arg, { throwIfNoEntry: false })?.isFile() === true
+  );
 }
 
 function invalid(message: string, details: Record<string, unknown>): MagikError {
