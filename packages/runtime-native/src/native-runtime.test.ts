@@ -127,6 +127,49 @@ describe.skipIf(skip !== "")(`NativeRuntime lifecycle${skip ? ` (skipped: ${skip
     }
   });
 
+  it("exec applies the container's capabilities, no_new_privs, seccomp, cgroup and user", async () => {
+    const bundle = makeBundle(["sleep", "30"], (c) => {
+      c.root!.readonly = false;
+      c.process!.user = { uid: 1000, gid: 1000 };
+      c.linux!.seccomp = {
+        defaultAction: "SCMP_ACT_ALLOW",
+        syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 1 }],
+      };
+    });
+    const id = uniqueId("exec-sec");
+    try {
+      await rt.create({ id, bundle: loadBundle(bundle.dir) });
+      await rt.start(id);
+      const out = `${bundle.dir}/exec.out`;
+      const result = await rt.exec(id, {
+        process: {
+          args: [
+            "sh",
+            "-c",
+            "id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; mkdir /tmp/x; echo mkdir=$?; grep -c magikrun/" +
+              id +
+              " /proc/self/cgroup",
+          ],
+        },
+        stdio: { stdout: { path: out }, stderr: "ignore" },
+      });
+      expect(await result.exit).toMatchObject({ code: 0 });
+      const lines = readFileSync(out, "utf8").split("\n");
+      expect(lines.slice(0, 5)).toEqual([
+        "1000",
+        "CapEff:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "mkdir=1",
+      ]);
+      expect(Number(lines[5])).toBeGreaterThan(0);
+      await rt.delete(id, { force: true });
+      expect(leftovers(state.root, id)).toEqual([]);
+    } finally {
+      bundle.cleanup();
+    }
+  });
+
   it("pauses and resumes through the freezer", async () => {
     const bundle = makeBundle(["sleep", "30"], noCaps);
     const id = uniqueId();
