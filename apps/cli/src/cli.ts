@@ -1,9 +1,13 @@
 import { appendFileSync } from "node:fs";
 import { isMagikError } from "@magikrun/spec";
+import { defaultRoot } from "@magikrun/storage";
 
 /** Options every command accepts before its name, as runc does (`runc --root X create ...`). */
 export interface GlobalOptions {
+  /** Runtime state directory, as runc's --root (default per runtime, e.g. /run/magikrun). */
   root?: string;
+  /** Image store: blobs, image index, layer cache, bundles (default $MAGIKRUN_ROOT or /var/lib/magikrun). */
+  store?: string;
   log?: string;
   logFormat: "text" | "json";
   debug: boolean;
@@ -34,6 +38,9 @@ export function parseGlobalOptions(argv: string[]): { globals: GlobalOptions; re
     switch (flag) {
       case "--root":
         globals.root = value();
+        break;
+      case "--store":
+        globals.store = value();
         break;
       case "--log":
         globals.log = value();
@@ -95,4 +102,9 @@ export function printError(err: unknown, json: boolean, globals?: GlobalOptions)
 /** Prints a result: JSON when asked, otherwise the text rendering. */
 export function output(globals: Pick<GlobalOptions, "json">, value: unknown, text: () => string): void {
   console.log(globals.json ? JSON.stringify(value, null, 2) : text());
+}
+
+/** The image store's root: --store, else MAGIKRUN_ROOT, else the default for this user. */
+export function storeRoot(globals: Pick<GlobalOptions, "store">): string {
+  return globals.store ?? defaultRoot();
 }

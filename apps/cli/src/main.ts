@@ -8,6 +8,7 @@ import { type CommandModule, type GlobalOptions, parseGlobalOptions, printError 
 
 const ROUTES: Record<string, () => Promise<CommandModule>> = {
   image: () => import("./commands/image.ts"),
+  bundle: () => import("./commands/bundle.ts"),
   wasm: () => import("./commands/wasm.ts"),
   // runc-compatible OCI commands, as containerd's runc shim and podman call them.
   create: () => import("./commands/oci.ts"),
@@ -29,10 +30,12 @@ const ROUTES: Record<string, () => Promise<CommandModule>> = {
 const USAGE = `usage: magikrun [global options] <command> [options]
 
 OCI runtime (runc-compatible): create start run state kill delete exec list ps pause resume spec events
-Images:                         image pull|ls|inspect|tag|rm|prune|import|build
+Images:                         image pull|ls|inspect|tag|rm|prune|import|build-from-dir
+Bundles from images:            bundle create|rm|path
 WebAssembly:                    wasm run
 
-Global options: --root DIR  --log FILE  --log-format text|json  --debug  --systemd-cgroup  --json
+Global options: --root DIR (runtime state)  --store DIR (images, layers, bundles)  --log FILE
+                --log-format text|json  --debug  --systemd-cgroup  --json
 Run 'magikrun <command> --help' for a command's options.`;
 
 async function main(argv: string[]): Promise<number> {

@@ -27,7 +27,7 @@ describe.skipIf(!hasBusybox() || !hasRegistry())(
     let image: FixtureImage;
 
     async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-      const proc = Bun.spawn(["bun", MAIN, "--root", root, ...args], {
+      const proc = Bun.spawn(["bun", MAIN, "--store", root, ...args], {
         stdout: "pipe",
         stderr: "pipe",
         env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
@@ -90,7 +90,7 @@ describe.skipIf(!hasBusybox() || !hasRegistry())(
         const command = [
           "bun",
           MAIN,
-          "--root",
+          "--store",
           join(work, "tty-root"),
           "image",
           "pull",
@@ -146,7 +146,7 @@ describe.skipIf(!hasBusybox() || !hasRegistry())(
       });
       const sigRoot = join(work, "sigint-root");
       try {
-        const proc = Bun.spawn(["bun", MAIN, "--root", sigRoot, "image", "pull", `${slow.host}/t/bb:1`], {
+        const proc = Bun.spawn(["bun", MAIN, "--store", sigRoot, "image", "pull", `${slow.host}/t/bb:1`], {
           stdout: "pipe",
           stderr: "pipe",
           env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },

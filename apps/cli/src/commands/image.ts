@@ -16,9 +16,8 @@ import {
   type RegistryCredentials,
 } from "@magikrun/image";
 import { type ImageRuntimeConfig, MagikError } from "@magikrun/spec";
-import { defaultRoot } from "@magikrun/storage";
 import type { GlobalOptions } from "../cli.ts";
-import { output } from "../cli.ts";
+import { output, storeRoot } from "../cli.ts";
 
 const USAGE = `usage: magikrun image <command> [options]
 
@@ -65,7 +64,7 @@ function positional(positionals: string[], count: number, what: string): string[
 }
 
 async function openStore(globals: GlobalOptions): Promise<ImageStore> {
-  return ImageStore.open(globals.root ?? defaultRoot());
+  return ImageStore.open(storeRoot(globals));
 }
 
 function formatSize(n: number): string {

@@ -52,7 +52,7 @@ describe.skipIf(!hasRegistry() || !CLANG)(
     }
 
     async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-      const proc = Bun.spawn(["bun", MAIN, "--root", root, ...args], {
+      const proc = Bun.spawn(["bun", MAIN, "--root", root, "--store", root, ...args], {
         stdout: "pipe",
         stderr: "pipe",
         env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },

@@ -25,10 +25,13 @@ const IMPORTS = `(import "wasi_snapshot_preview1" "fd_write" (func $w (param i32
   (memory (export "memory") 1)`;
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn(["bun", MAIN, "--root", join(work, "root"), ...args], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const proc = Bun.spawn(
+    ["bun", MAIN, "--root", join(work, "root"), "--store", join(work, "root"), ...args],
+    {
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),

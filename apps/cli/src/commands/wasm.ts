@@ -11,8 +11,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { ResolvedImage, WasmOverrides } from "@magikrun/image";
 import { type WasmExit, WasmRuntime } from "@magikrun/runtime-wasm";
 import { isMagikError, MagikError, type WasiPreopen, type WasmBundle } from "@magikrun/spec";
-import { defaultRoot } from "@magikrun/storage";
-import type { GlobalOptions } from "../cli.ts";
+import { type GlobalOptions, storeRoot } from "../cli.ts";
 
 const USAGE = `usage: magikrun wasm run [options] MODULE.wasm|IMAGE [ARGS...]
 
@@ -177,7 +176,7 @@ async function imageBundle(
   globals: GlobalOptions,
 ): Promise<ImageBundle> {
   const { BundleBuilder, ImageStore, pullImage } = await import("@magikrun/image");
-  const store = await ImageStore.open(globals.root ?? defaultRoot());
+  const store = await ImageStore.open(storeRoot(globals));
   let image: ResolvedImage | undefined;
   if (!target.pull) {
     try {

@@ -1,0 +1,135 @@
+/**
+ * `magikrun bundle create|rm|path`: turns a local image into a bundle a runtime can run, the step between
+ * `image pull` and the runc-style `create`/`run` (which take a bundle directory, as runc does).
+ */
+import { parseArgs } from "node:util";
+import { BundleBuilder, type ContainerOverrides, ImageStore } from "@magikrun/image";
+import { type Bundle, MagikError } from "@magikrun/spec";
+import { type GlobalOptions, output, storeRoot } from "../cli.ts";
+
+const USAGE = `usage: magikrun bundle <command> [options]
+
+  create IMAGE ID [--kind oci|wasm|microvm] [--entrypoint ARG]... [--cmd ARG]... [--env K=V]... [--cwd DIR]
+                  [--user U] [--hostname H] [--read-only] [--fuel N] [--max-memory-pages N] [-- ARGS...]
+      builds <store>/bundles/ID from IMAGE (rootfs by overlayfs over cached layers, config.json from the
+      image config) and prints its path; run it with 'magikrun run --bundle PATH ID'
+  rm ID     removes the bundle and its root filesystem
+  path ID   prints the bundle directory of ID`;
+
+function usageError(message: string): MagikError {
+  return new MagikError("InvalidInput", message, { hint: USAGE });
+}
+
+async function open(globals: GlobalOptions): Promise<BundleBuilder> {
+  const store = await ImageStore.open(storeRoot(globals));
+  return BundleBuilder.fromStore(store.blobs);
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new MagikError("InvalidInput", `${flag} must be a positive integer, got ${value}`, {
+      details: { flag, value },
+    });
+  }
+  return n;
+}
+
+async function create(args: string[], globals: GlobalOptions): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      kind: { type: "string", default: "oci" },
+      entrypoint: { type: "string", multiple: true },
+      cmd: { type: "string", multiple: true },
+      env: { type: "string", multiple: true, short: "e" },
+      cwd: { type: "string" },
+      user: { type: "string", short: "u" },
+      hostname: { type: "string" },
+      "read-only": { type: "boolean" },
+      fuel: { type: "string" },
+      "max-memory-pages": { type: "string" },
+    },
+  });
+  const [image, id, ...rest] = positionals;
+  if (!image || !id) throw usageError("bundle create needs IMAGE and ID");
+  const overrides: ContainerOverrides = {};
+  if (rest.length > 0) overrides.args = rest;
+  if (values.entrypoint) overrides.entrypoint = values.entrypoint;
+  if (values.cmd) overrides.cmd = values.cmd;
+  if (values.env) overrides.env = values.env;
+  if (values.cwd) overrides.cwd = values.cwd;
+  if (values.user) overrides.user = values.user;
+  if (values.hostname) overrides.hostname = values.hostname;
+  if (values["read-only"]) overrides.readonlyRootfs = true;
+
+  const store = await ImageStore.open(storeRoot(globals));
+  const resolved = await store.resolve(image);
+  const builder = BundleBuilder.fromStore(store.blobs);
+  let bundle: Bundle;
+  switch (values.kind) {
+    case "oci":
+      bundle = await builder.buildOci(resolved, id, overrides);
+      break;
+    case "wasm": {
+      const fuel = positiveInt(values.fuel, "--fuel");
+      const pages = positiveInt(values["max-memory-pages"], "--max-memory-pages");
+      const { hostname: _h, user: _u, readonlyRootfs: _r, ...wasm } = overrides;
+      bundle = await builder.buildWasm(resolved, id, {
+        ...wasm,
+        ...(fuel !== undefined && { fuel }),
+        ...(pages !== undefined && { maxMemoryPages: pages }),
+      });
+      break;
+    }
+    case "microvm": {
+      const { hostname: _h, user: _u, readonlyRootfs: _r, ...vm } = overrides;
+      bundle = await builder.buildMicroVm(resolved, id, vm);
+      break;
+    }
+    default:
+      throw new MagikError("InvalidInput", `unknown bundle kind ${JSON.stringify(values.kind)}`, {
+        details: { kind: values.kind },
+        hint: "--kind is oci, wasm or microvm.",
+      });
+  }
+  output(
+    globals,
+    { id, kind: bundle.kind, path: bundle.path, image: resolved.reference ?? image },
+    () => bundle.path,
+  );
+  return 0;
+}
+
+export async function run(_command: string, args: string[], globals: GlobalOptions): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case "create":
+      return create(rest, globals);
+    case "rm": {
+      const ids = rest.filter((a) => !a.startsWith("-"));
+      if (ids.length === 0) throw usageError("bundle rm needs at least one ID");
+      const builder = await open(globals);
+      for (const id of ids) builder.remove(id);
+      output(globals, { removed: ids }, () => ids.join("\n"));
+      return 0;
+    }
+    case "path": {
+      const id = rest[0];
+      if (!id) throw usageError("bundle path needs an ID");
+      const dir = (await open(globals)).bundleDir(id);
+      output(globals, { id, path: dir }, () => dir);
+      return 0;
+    }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return sub === undefined ? 2 : 0;
+    default:
+      throw usageError(`unknown bundle command ${JSON.stringify(sub)}`);
+  }
+}
