@@ -4,14 +4,18 @@ import type { RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadBundle, NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, uniqueId } from "./test-support/busybox-bundle.ts";
-import { isRoot, leftovers } from "./test-support/run.ts";
+import { isRoot, leftovers, removeAll } from "./test-support/run.ts";
 
 const skip = !isRoot ? "needs root" : !haveBusybox() ? "needs busybox-static at /bin/busybox" : "";
 
 describe.skipIf(skip !== "")(`bad bundles${skip ? ` (skipped: ${skip})` : ""}`, () => {
   const state = makeStateRoot();
   const rt = new NativeRuntime({ root: state.root, onWarning: () => {} });
-  afterAll(() => state.cleanup());
+  // Even when a test fails half-way, nothing it created may outlive the file.
+  afterAll(async () => {
+    await removeAll(rt);
+    state.cleanup();
+  });
 
   async function createFails(
     edit: (c: RuntimeConfig, dir: string) => void,

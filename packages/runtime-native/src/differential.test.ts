@@ -9,7 +9,7 @@ import type { RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
 import { NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, RUNC, uniqueId } from "./test-support/busybox-bundle.ts";
-import { isRoot, leftovers, runToExit } from "./test-support/run.ts";
+import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";
 
 const skip = !isRoot
   ? "needs root"
@@ -28,7 +28,8 @@ describe.skipIf(skip !== "")(`differential: runc vs magikrun${skip ? ` (skipped:
   const state = makeStateRoot();
   const runcRoot = mkdtempSync(join(tmpdir(), "magikrun-runc-"));
   const rt = new NativeRuntime({ root: state.root, onWarning: () => {} });
-  afterAll(() => {
+  afterAll(async () => {
+    await removeAll(rt);
     state.cleanup();
     rmSync(runcRoot, { recursive: true, force: true });
   });

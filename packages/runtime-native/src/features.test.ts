@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadBundle, NativeRuntime } from "./native-runtime.ts";
 import { consoleSocket } from "./syscall.ts";
 import { haveBusybox, makeBundle, makeStateRoot, uniqueId } from "./test-support/busybox-bundle.ts";
-import { isRoot, leftovers, runToExit } from "./test-support/run.ts";
+import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";
 
 const skip = !isRoot ? "needs root" : !haveBusybox() ? "needs busybox-static at /bin/busybox" : "";
 
@@ -34,7 +34,11 @@ function readAll(fd: number): string {
 describe.skipIf(skip !== "")(`features${skip ? ` (skipped: ${skip})` : ""}`, () => {
   const state = makeStateRoot();
   const rt = new NativeRuntime({ root: state.root, onWarning: () => {} });
-  afterAll(() => state.cleanup());
+  // Even when a test fails half-way, nothing it created may outlive the file.
+  afterAll(async () => {
+    await removeAll(rt);
+    state.cleanup();
+  });
 
   it("sends the pty master over the console socket; the process has a controlling terminal of the asked size", async () => {
     const bundle = makeBundle(["sh", "-c", "tty; stty size; test -t 0 && echo stdin-is-tty"], (c) => {

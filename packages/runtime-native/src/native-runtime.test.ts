@@ -3,7 +3,7 @@ import { isMagikError, type RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadBundle, NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, uniqueId } from "./test-support/busybox-bundle.ts";
-import { isRoot, leftovers, runToExit } from "./test-support/run.ts";
+import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";
 
 const skip = !isRoot ? "needs root" : !haveBusybox() ? "needs busybox-static at /bin/busybox" : "";
 
@@ -15,7 +15,11 @@ const noCaps = (c: RuntimeConfig) => {
 describe.skipIf(skip !== "")(`NativeRuntime lifecycle${skip ? ` (skipped: ${skip})` : ""}`, () => {
   const state = makeStateRoot();
   const rt = new NativeRuntime({ root: state.root, onWarning: () => {} });
-  afterAll(() => state.cleanup());
+  // Even when a test fails half-way, nothing it created may outlive the file.
+  afterAll(async () => {
+    await removeAll(rt);
+    state.cleanup();
+  });
 
   it("goes created → running → stopped and reports the exit code, leaving nothing behind", async () => {
     // pid 1 of a pid namespace only gets the signals it handles: trap TERM, as a real init would.

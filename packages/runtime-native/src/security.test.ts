@@ -9,7 +9,7 @@ import type { RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadBundle, NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, uniqueId } from "./test-support/busybox-bundle.ts";
-import { isRoot, leftovers, runToExit } from "./test-support/run.ts";
+import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";
 
 const skip = !isRoot ? "needs root" : !haveBusybox() ? "needs busybox-static at /bin/busybox" : "";
 
@@ -21,7 +21,8 @@ describe.skipIf(skip !== "")(`security${skip ? ` (skipped: ${skip})` : ""}`, () 
   const state = makeStateRoot();
   const rt = new NativeRuntime({ root: state.root, onWarning: () => {} });
   const host = mkdtempSync(join(tmpdir(), "magikrun-host-"));
-  afterAll(() => {
+  afterAll(async () => {
+    await removeAll(rt);
     state.cleanup();
     rmSync(host, { recursive: true, force: true });
   });

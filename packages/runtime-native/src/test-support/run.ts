@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { ExitStatus, RuntimeConfig } from "@magikrun/spec";
-import { loadBundle, type NativeRuntime } from "../native-runtime.ts";
+import { loadBundle, NativeRuntime } from "../native-runtime.ts";
 import { makeBundle, uniqueId } from "./busybox-bundle.ts";
 
 export const isRoot = process.getuid?.() === 0;
@@ -34,6 +34,19 @@ export async function runToExit(
     };
   } finally {
     bundle.cleanup();
+  }
+}
+
+/** Force-deletes every container of a runtime, and of the other state roots a test made under its root. */
+export async function removeAll(rt: NativeRuntime): Promise<void> {
+  const nested = safeReaddir(rt.root)
+    .map((name) => `${rt.root}/${name}`)
+    .filter((dir) => existsSync(`${dir}/.lock`));
+  for (const runtime of [rt, ...nested.map((root) => new NativeRuntime({ root, onWarning: () => {} }))]) {
+    for (const id of runtime.store.ids()) {
+      if (existsSync(`${runtime.root}/${id}/.lock`)) continue;
+      await runtime.delete(id, { force: true }).catch(() => {});
+    }
   }
 }
 
