@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hasBusybox, makeBusyboxRootfs } from "@magikrun/image/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseSize } from "./bundle.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -61,6 +62,30 @@ describe.skipIf(!hasBusybox())("magikrun bundle (needs busybox-static)", () => {
     expect(JSON.parse(path.stdout).path).toBe(out.path);
   });
 
+  it("writes the resource flags into linux.resources, and refuses bad sizes", async () => {
+    const res = await cli(
+      "bundle",
+      "create",
+      "local/bb:1",
+      "c5",
+      "--memory",
+      "32m",
+      "--pids-limit",
+      "20",
+      "--cpus",
+      "0.5",
+    );
+    expect(res.code, res.stderr).toBe(0);
+    const config = JSON.parse(readFileSync(join(JSON.parse(res.stdout).path, "config.json"), "utf8"));
+    expect(config.linux.resources.memory.limit).toBe(32 * 1024 * 1024);
+    expect(config.linux.resources.pids.limit).toBe(20);
+    expect(config.linux.resources.cpu).toMatchObject({ quota: 50_000, period: 100_000 });
+    await cli("bundle", "rm", "c5");
+    const bad = await cli("bundle", "create", "local/bb:1", "c6", "--memory", "12q");
+    expect(JSON.parse(bad.stderr).error.code).toBe("InvalidInput");
+    expect(existsSync(join(store, "bundles", "c6"))).toBe(false);
+  });
+
   it("refuses a second bundle with the same id and leaves the first intact", async () => {
     const first = await cli("bundle", "create", "local/bb:1", "c2");
     expect(first.code, first.stderr).toBe(0);
@@ -93,5 +118,18 @@ describe.skipIf(!hasBusybox())("magikrun bundle (needs busybox-static)", () => {
     expect(res.code).toBe(1);
     expect(JSON.parse(res.stderr).error.code).toBe("InvalidContainerId");
     expect(existsSync(join(store, "escape"))).toBe(false);
+  });
+});
+
+describe("parseSize", () => {
+  it("reads docker-style sizes", () => {
+    expect(parseSize("512", "--memory")).toBe(512);
+    expect(parseSize("64k", "--memory")).toBe(65536);
+    expect(parseSize("32M", "--memory")).toBe(32 * 1024 ** 2);
+    expect(parseSize("2g", "--memory")).toBe(2 * 1024 ** 3);
+  });
+
+  it.each(["", "0", "-1m", "1.5g", "12q", "m"])("refuses %j", (value) => {
+    expect(() => parseSize(value, "--memory")).toThrow(/--memory/);
   });
 });

@@ -4,13 +4,14 @@
  */
 import { parseArgs } from "node:util";
 import { BundleBuilder, type ContainerOverrides, ImageStore } from "@magikrun/image";
-import { type Bundle, MagikError } from "@magikrun/spec";
+import { type Bundle, MagikError, type Resources } from "@magikrun/spec";
 import { type GlobalOptions, output, storeRoot } from "../cli.ts";
 
 const USAGE = `usage: magikrun bundle <command> [options]
 
   create IMAGE ID [--kind oci|wasm|microvm] [--entrypoint ARG]... [--cmd ARG]... [--env K=V]... [--cwd DIR]
-                  [--user U] [--hostname H] [--read-only] [--fuel N] [--max-memory-pages N] [-- ARGS...]
+                  [--user U] [--hostname H] [--read-only] [--memory SIZE] [--pids-limit N] [--cpus N]
+                  [--fuel N] [--max-memory-pages N] [-- ARGS...]
       builds <store>/bundles/ID from IMAGE (rootfs by overlayfs over cached layers, config.json from the
       image config) and prints its path; run it with 'magikrun run --bundle PATH ID'
   rm ID     removes the bundle and its root filesystem
@@ -36,6 +37,42 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** `64m`, `1g`, `512k` or bytes, as docker's --memory. */
+export function parseSize(value: string, flag: string): number {
+  const match = /^(\d+)([bkmg]?)$/i.exec(value.trim());
+  const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]! : Number.NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new MagikError("InvalidInput", `${flag} must be a size like 64m or 1g, got ${value}`, {
+      details: { flag, value },
+    });
+  }
+  return bytes;
+}
+
+function resourcesFrom(
+  memory: string | undefined,
+  pids: string | undefined,
+  cpus: string | undefined,
+): Resources | undefined {
+  const resources: Resources = {};
+  if (memory !== undefined) resources.memory = { limit: parseSize(memory, "--memory") };
+  const pidsLimit = positiveInt(pids, "--pids-limit");
+  if (pidsLimit !== undefined) resources.pids = { limit: pidsLimit };
+  if (cpus !== undefined) {
+    const n = Number(cpus);
+    if (!Number.isFinite(n) || n <= 0) {
+      throw new MagikError("InvalidInput", `--cpus must be a positive number, got ${cpus}`, {
+        details: { flag: "--cpus", value: cpus },
+      });
+    }
+    // As docker: a quota of n periods of 100 ms.
+    resources.cpu = { period: 100_000, quota: Math.round(n * 100_000) };
+  }
+  return Object.keys(resources).length > 0 ? resources : undefined;
+}
+
 async function create(args: string[], globals: GlobalOptions): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -49,6 +86,9 @@ async function create(args: string[], globals: GlobalOptions): Promise<number> {
       user: { type: "string", short: "u" },
       hostname: { type: "string" },
       "read-only": { type: "boolean" },
+      memory: { type: "string", short: "m" },
+      "pids-limit": { type: "string" },
+      cpus: { type: "string" },
       fuel: { type: "string" },
       "max-memory-pages": { type: "string" },
     },
@@ -64,6 +104,8 @@ async function create(args: string[], globals: GlobalOptions): Promise<number> {
   if (values.user) overrides.user = values.user;
   if (values.hostname) overrides.hostname = values.hostname;
   if (values["read-only"]) overrides.readonlyRootfs = true;
+  const resources = resourcesFrom(values.memory, values["pids-limit"], values.cpus);
+  if (resources) overrides.resources = resources;
 
   const store = await ImageStore.open(storeRoot(globals));
   const resolved = await store.resolve(image);
