@@ -145,6 +145,9 @@ export class WasmRuntime implements OciRuntime {
         container.status = "stopped";
         container.exit = exit;
         close(container.stdio);
+        // The next spare boots now that this instance no longer competes with it for CPU (after the callers
+        // waiting for this exit have run: creating a Worker takes the thread for a moment).
+        setTimeout(() => this.#pool.warm(), 0).unref();
       });
       return this.#state(container);
     } catch (err) {
