@@ -612,21 +612,12 @@ static void reap(int pid, int state_dir_fd) {
 }
 
 /*
- * Called from TypeScript. fds: [status_w, sync_r, state_dir, notify_w, pidns_fd(-1)]. Returns the reaper's pid
- * or -errno. The container's pid arrives on the status pipe as MSG_PID.
+ * The reaper's life: enter the pid namespace to join, clone the container, report its pid, keep only the state
+ * dir and the exit pipe, wait, record the exit status. Runs either in magikrun-reaper (the normal path) or,
+ * without that program, in a fork of the runtime (which then execs the program to drop its image if it can).
  */
-int mr_launch(const uint8_t *plan, size_t len, int64_t clone_flags, const int32_t *fds, int user_ns,
-              const char *reaper_path) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (pid != 0) {
-    int e = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return pid < 0 ? -e : (int)pid;
-  }
-  /* reaper */
+static void reaper_main(const uint8_t *plan, size_t len, int64_t clone_flags, const int32_t *fds, int user_ns,
+                        const char *reaper_path) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
@@ -652,8 +643,7 @@ int mr_launch(const uint8_t *plan, size_t len, int64_t clone_flags, const int32_
   int devnull = open("/dev/null", O_RDWR);
   if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); if (devnull > 2) close(devnull); }
   if (reaper_path && reaper_path[0]) {
-    /* Drop the runtime's image: a small static program does the waiting (a few hundred KB of RSS instead of
-     * the copy-on-write pages of a Bun process). The container keeps its own copy until its execve. */
+    /* Drop the runtime's image: a small static program does the waiting. */
     char pid_arg[24], dir_arg[24];
     fmt_int(pid_arg, child);
     fmt_int(dir_arg, keep_dir);
@@ -665,7 +655,88 @@ int mr_launch(const uint8_t *plan, size_t len, int64_t clone_flags, const int32_
     execve(reaper_path, argv, envp);
   }
   reap(child, keep_dir);
-  return 0;
+}
+
+/* vfork path: the child shares the runtime's memory and thread (suspended) only until its execve. */
+struct exec_request {
+  const char *path;
+  char **argv;
+  const int32_t *inherit;
+  int ninherit;
+  volatile int err;
+};
+
+static char exec_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int exec_child(void *arg) {
+  struct exec_request *r = arg;
+  for (int i = 0; i < r->ninherit; i++)
+    if (r->inherit[i] >= 0) fcntl(r->inherit[i], F_SETFD, 0);
+  char *envp[] = {NULL};
+  execve(r->path, r->argv, envp);
+  r->err = errno;
+  _exit(127);
+  return 127; /* not reached; TinyCC cannot tell */
+}
+
+/*
+ * Called from TypeScript. fds: [status_w, sync_r, state_dir, notify_w, pidns_fd(-1)]; inherit: every other fd
+ * the plan names (namespaces to join, exec fifo, stdio). Returns the reaper's pid or -errno; the container's
+ * pid arrives on the status pipe as MSG_PID.
+ *
+ * With magikrun-reaper available the runtime is never forked: a vfork child execs the program (a static binary
+ * of a few hundred KB), which reads the plan from a memfd and clones the container from its own small image.
+ * That costs no page-table copy of the (large) runtime process, and the container's image before its execve is
+ * the small program, not Bun.
+ */
+int mr_launch(const uint8_t *plan, size_t len, int64_t clone_flags, const int32_t *fds, int user_ns,
+              const char *reaper_path, const int32_t *inherit, int ninherit) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  if (reaper_path && reaper_path[0] && ninherit <= 64) {
+    int memfd = memfd_create("magikrun-plan", MFD_CLOEXEC);
+    if (memfd >= 0 && write_all(memfd, (const char *)plan, len) == 0) {
+      char a_mem[24], a_len[24], a_flags[24], a_fd[5][24], a_user[24];
+      fmt_int(a_mem, memfd);
+      fmt_int(a_len, (long)len);
+      fmt_int(a_flags, (long)clone_flags);
+      for (int i = 0; i < 5; i++) fmt_int(a_fd[i], fds[i]);
+      fmt_int(a_user, user_ns);
+      char *argv[] = {"magikrun-reaper", "launch", a_mem, a_len, a_flags, a_fd[0], a_fd[1], a_fd[2],
+                      a_fd[3], a_fd[4], a_user, NULL};
+      int32_t keep[64 + 6];
+      int n = 0;
+      for (int i = 0; i < 5; i++) keep[n++] = fds[i];
+      keep[n++] = memfd;
+      for (int i = 0; i < ninherit; i++) keep[n++] = inherit[i];
+      struct exec_request req = {.path = reaper_path, .argv = argv, .inherit = keep, .ninherit = n, .err = 0};
+      int pid = clone(exec_child, exec_stack + sizeof exec_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &req);
+      int e = errno;
+      close(memfd);
+      if (pid > 0 && req.err == 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return pid;
+      }
+      if (pid > 0) waitpid(pid, NULL, __WALL);
+      else if (pid < 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return -e;
+      }
+      /* the program could not be executed: fall back to forking the runtime */
+    } else if (memfd >= 0) {
+      close(memfd);
+    }
+  }
+  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid != 0) {
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return pid < 0 ? -e : (int)pid;
+  }
+  reaper_main(plan, len, clone_flags, fds, user_ns, reaper_path);
+  _exit(0);
+  return 0; /* not reached; TinyCC cannot tell */
 }
 
 #ifdef MAGIKRUN_REAPER_MAIN
@@ -675,8 +746,29 @@ static int parse_int(const char *s) {
   return v;
 }
 
-/* magikrun-reaper <container pid> <state dir fd>: what the reaper does after dropping the runtime's image. */
+static int parse_signed(const char *s) { return *s == '-' ? -parse_int(s + 1) : parse_int(s); }
+
+/*
+ * magikrun-reaper launch <memfd> <len> <clone flags> <status_w> <sync_r> <state_dir> <notify_w> <pidns> <userns>:
+ *   the whole reaper, started by mr_launch's vfork.
+ * magikrun-reaper <container pid> <state dir fd>: what a forked reaper does after dropping the runtime's image.
+ */
 int main(int argc, char **argv) {
+  if (argc == 11 && strcmp(argv[1], "launch") == 0) {
+    int memfd = parse_int(argv[2]);
+    size_t len = (size_t)parse_int(argv[3]);
+    int64_t flags = parse_int(argv[4]);
+    int32_t fds[5];
+    for (int i = 0; i < 5; i++) fds[i] = parse_signed(argv[5 + i]);
+    const uint8_t *plan = mmap(NULL, len, PROT_READ, MAP_PRIVATE, memfd, 0);
+    close(memfd);
+    if (plan == MAP_FAILED) {
+      send_msg(fds[0], MSG_ERROR, -1, errno, 0);
+      return 1;
+    }
+    reaper_main(plan, len, flags, fds, parse_int(argv[10]), NULL);
+    return 0;
+  }
   if (argc != 3) return 2;
   reap(parse_int(argv[1]), parse_int(argv[2]));
   return 0;

@@ -138,14 +138,20 @@ describe.skipIf(skip !== "")(`features${skip ? ` (skipped: ${skip})` : ""}`, () 
     }
   });
 
-  it("runs with the launcher compiled by bun:ffi's TinyCC when no compiled .so is used", () => {
+  it.each([
+    ["the launcher compiled by bun:ffi's TinyCC", { MAGIKRUN_LAUNCHER_CC: "1" }],
+    ["the runtime forked as reaper (no magikrun-reaper program)", { MAGIKRUN_NO_REAPER_PROGRAM: "1" }],
+  ])("runs with %s", (_name, env) => {
     const script = new URL("./test-support/run-once.ts", import.meta.url).pathname;
-    const result = Bun.spawnSync(["bun", script, "echo via-tcc; grep NoNewPrivs /proc/self/status; exit 4"], {
-      env: { ...process.env, MAGIKRUN_LAUNCHER_CC: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const result = Bun.spawnSync(
+      ["bun", script, "echo fallback; grep NoNewPrivs /proc/self/status; exit 4"],
+      {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     expect(result.stderr.toString()).toBe("");
-    expect(JSON.parse(result.stdout.toString())).toEqual({ code: 4, stdout: "via-tcc\nNoNewPrivs:\t1\n" });
+    expect(JSON.parse(result.stdout.toString())).toEqual({ code: 4, stdout: "fallback\nNoNewPrivs:\t1\n" });
   });
 
   it("keeps runToExit honest: a container's output and exit code come back", async () => {

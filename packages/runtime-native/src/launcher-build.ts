@@ -15,8 +15,13 @@ export function launcherIsFresh(): boolean {
   return isFresh(LAUNCHER_LIBRARY);
 }
 
-/** The reaper program if it is built and current; without it the reaper keeps waiting in the forked image. */
+/**
+ * The reaper program if it is built and current. Without it the runtime itself is forked to become the reaper
+ * (slower: its page tables are copied, and the reaper keeps the runtime's image).
+ */
 export function reaperProgram(): string | undefined {
+  // MAGIKRUN_NO_REAPER_PROGRAM=1 forces the fork-the-runtime fallback, to test it where the program exists.
+  if (process.env.MAGIKRUN_NO_REAPER_PROGRAM === "1") return undefined;
   return isFresh(REAPER_PROGRAM) ? REAPER_PROGRAM : undefined;
 }
 

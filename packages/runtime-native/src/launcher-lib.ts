@@ -4,7 +4,16 @@ import { buildLauncher, LAUNCHER_LIBRARY, LAUNCHER_SOURCE, launcherIsFresh } fro
 
 const SYMBOLS = {
   mr_launch: {
-    args: [FFIType.ptr, FFIType.u64, FFIType.i64, FFIType.ptr, FFIType.i32, FFIType.ptr],
+    args: [
+      FFIType.ptr,
+      FFIType.u64,
+      FFIType.i64,
+      FFIType.ptr,
+      FFIType.i32,
+      FFIType.ptr,
+      FFIType.ptr,
+      FFIType.i32,
+    ],
     returns: FFIType.i32,
   },
   mr_read_timeout: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },

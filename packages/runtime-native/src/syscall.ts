@@ -11,7 +11,14 @@ export interface Syscall {
   /** pipe2(O_CLOEXEC) → [read, write] or -errno. */
   pipe(): [number, number] | number;
   /** Forks the reaper, which clones the container running `plan`; returns the reaper's pid or -errno. */
-  launch(plan: Uint8Array, cloneFlags: number, fds: LaunchFds, userNs: boolean): number;
+  /** `inherit`: the other fds the plan names (they must survive into the reaper program). */
+  launch(
+    plan: Uint8Array,
+    cloneFlags: number,
+    fds: LaunchFds,
+    userNs: boolean,
+    inherit: readonly number[],
+  ): number;
   /** Reads up to `len` bytes within `timeoutMs`: a buffer (empty at EOF) or -errno (-ETIMEDOUT). */
   readTimeout(fd: number, len: number, timeoutMs: number): Uint8Array | number;
   write(fd: number, data: Uint8Array): number;
@@ -85,11 +92,21 @@ export const linuxSyscall: Syscall = {
     const rc = launcher().mr_pipe(ptr(fds));
     return rc < 0 ? rc : [fds[0]!, fds[1]!];
   },
-  launch(plan, cloneFlags, fds, userNs) {
+  launch(plan, cloneFlags, fds, userNs, inherit) {
     const fdArray = new Int32Array([fds.statusWrite, fds.syncRead, fds.stateDir, fds.notifyWrite, fds.pidNs]);
     const reaper = reaperProgram();
     const reaperPath = reaper ? Buffer.from(`${reaper}\0`) : null;
-    return launcher().mr_launch(ptr(plan), plan.length, cloneFlags, ptr(fdArray), userNs ? 1 : 0, reaperPath);
+    const inheritArray = new Int32Array([...inherit, -1]);
+    return launcher().mr_launch(
+      ptr(plan),
+      plan.length,
+      cloneFlags,
+      ptr(fdArray),
+      userNs ? 1 : 0,
+      reaperPath,
+      ptr(inheritArray),
+      inherit.length,
+    );
   },
   readTimeout(fd, len, timeoutMs) {
     const buf = new Uint8Array(len);

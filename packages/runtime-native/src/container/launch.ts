@@ -1,7 +1,17 @@
 import { MagikError } from "@magikrun/spec";
-import { encodePlan, type PlannedOp } from "../plan-encoder.ts";
+import { encodePlan, OP, type PlannedOp } from "../plan-encoder.ts";
 import { errnoName, O, type Syscall } from "../syscall.ts";
 import { MSG, StatusReader, stepError } from "./status-pipe.ts";
+
+/** The host fds the launcher's operations use by number: they must reach the reaper program. */
+export function fdsNamedBy(ops: readonly PlannedOp[]): number[] {
+  const fds = new Set<number>();
+  for (const op of ops) {
+    if (op.op === OP.SETNS || op.op === OP.FIFO_WAIT) fds.add(Number(op.ints[0]));
+    if (op.op === OP.STDIO) for (const fd of op.ints) if (fd > 2n) fds.add(Number(fd));
+  }
+  return [...fds];
+}
 
 export interface LaunchRequest {
   ops: PlannedOp[];
@@ -72,6 +82,7 @@ export async function launch(sys: Syscall, req: LaunchRequest): Promise<Launched
         pidNs: req.pidNsFd,
       },
       req.userNs,
+      fdsNamedBy(req.ops),
     );
     if (reaperPid < 0) {
       const errno = errnoName(reaperPid);
