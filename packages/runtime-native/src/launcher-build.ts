@@ -1,9 +1,11 @@
 import { existsSync, renameSync, statSync } from "node:fs";
 
-export const LAUNCHER_SOURCE = new URL("../native/launcher.c", import.meta.url).pathname;
-export const LAUNCHER_LIBRARY = new URL("../native/launcher.so", import.meta.url).pathname;
-/** The reaper's program once it drops the runtime's image: the same source, statically linked. */
-export const REAPER_PROGRAM = new URL("../native/magikrun-reaper", import.meta.url).pathname;
+/** Where launcher.c and its builds live; MAGIKRUN_NATIVE_DIR overrides it for a CLI built with `bun build --compile`. */
+const NATIVE_DIR = process.env.MAGIKRUN_NATIVE_DIR ?? new URL("../native", import.meta.url).pathname;
+export const LAUNCHER_SOURCE = `${NATIVE_DIR}/launcher.c`;
+export const LAUNCHER_LIBRARY = `${NATIVE_DIR}/launcher.so`;
+/** The reaper program: the same source, statically linked (see mr_launch). */
+export const REAPER_PROGRAM = `${NATIVE_DIR}/magikrun-reaper`;
 
 function isFresh(path: string): boolean {
   if (!existsSync(path)) return false;
