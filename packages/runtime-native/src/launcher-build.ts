@@ -1,4 +1,4 @@
-import { existsSync, renameSync, statSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, statSync } from "node:fs";
 
 /** Where launcher.c and its builds live; MAGIKRUN_NATIVE_DIR overrides it for a CLI built with `bun build --compile`. */
 const NATIVE_DIR = process.env.MAGIKRUN_NATIVE_DIR ?? new URL("../native", import.meta.url).pathname;
@@ -7,9 +7,18 @@ export const LAUNCHER_LIBRARY = `${NATIVE_DIR}/launcher.so`;
 /** The reaper program: the same source, statically linked (see mr_launch). */
 export const REAPER_PROGRAM = `${NATIVE_DIR}/magikrun-reaper`;
 
+/** launcher.c includes the other sources of the directory: a build is stale if any of them is newer. */
+function newestSourceMtime(): number {
+  return Math.max(
+    ...readdirSync(NATIVE_DIR)
+      .filter((f) => f.endsWith(".c") || f.endsWith(".h"))
+      .map((f) => statSync(`${NATIVE_DIR}/${f}`).mtimeMs),
+  );
+}
+
 function isFresh(path: string): boolean {
   if (!existsSync(path)) return false;
-  return statSync(path).mtimeMs >= statSync(LAUNCHER_SOURCE).mtimeMs;
+  return statSync(path).mtimeMs >= newestSourceMtime();
 }
 
 /** True when the shared object exists and is at least as new as its C source. */
