@@ -1,6 +1,7 @@
+export { ConsoleProxy } from "./console-proxy.ts";
 export type { NativeCreateOptions } from "./container/create.ts";
 export { defaultSpec } from "./default-spec.ts";
 export { exitStatusOf, loadBundle, NativeRuntime, type NativeRuntimeOptions } from "./native-runtime.ts";
 export { parseSignal, signalName } from "./signals.ts";
 export { DEFAULT_STATE_ROOT, StateStore } from "./state-store.ts";
-export { linuxSyscall, type Syscall } from "./syscall.ts";
+export { consoleSocket, linuxSyscall, type Syscall } from "./syscall.ts";

@@ -117,6 +117,23 @@ describe.skipIf(skip !== "")(`oci commands${skip ? ` (skipped: ${skip})` : ""}`,
     }
   });
 
+  it("run relays the terminal when the config asks for one and no console socket is given", () => {
+    const bundle = makeBundle(["sh", "-c", "tty; stty size; exit 6"]);
+    const id = uniqueId("tty");
+    try {
+      bundle.config.process!.terminal = true;
+      bundle.config.process!.consoleSize = { height: 24, width: 80 };
+      bundle.save();
+      const r = cli("run", "-b", bundle.dir, id);
+      expect(r.code).toBe(6);
+      expect(r.stdout.replaceAll("\r", "")).toBe("/dev/pts/0\n24 80\n");
+      expect(existsSync(join(state.root, id))).toBe(false);
+    } finally {
+      cli("delete", "--force", id);
+      bundle.cleanup();
+    }
+  });
+
   it("spec writes a runc-like config.json once; features and usage errors", () => {
     const dir = mkdtempSync(join(tmpdir(), "magikrun-spec-"));
     try {

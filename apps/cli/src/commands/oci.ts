@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { posix } from "node:path";
-import { defaultSpec, loadBundle, NativeRuntime, parseSignal } from "@magikrun/runtime-native";
+import { ConsoleProxy, defaultSpec, loadBundle, NativeRuntime, parseSignal } from "@magikrun/runtime-native";
 import {
   type ContainerState,
   MagikError,
@@ -229,26 +229,41 @@ async function createOrRun(runtime: NativeRuntime, command: string, p: Parsed): 
   const bundle = loadBundle(one(p, "bundle") ?? ".");
   const consoleSocket = one(p, "console-socket");
   const pidFile = one(p, "pid-file");
-  await runtime.create({
-    id,
-    bundle,
-    noPivot: has(p, "no-pivot"),
-    ...(consoleSocket ? { consoleSocket: posix.resolve(consoleSocket) } : {}),
-    ...(pidFile ? { pidFile: posix.resolve(pidFile) } : {}),
-  });
-  if (command === "create") return 0;
-  await runtime.start(id);
-  if (has(p, "detach")) return 0;
-  // Foreground run: forward the usual signals, then report the container's exit code and remove it (as runc).
-  const forward = (signal: NodeJS.Signals) => () => void runtime.kill(id, signal).catch(() => {});
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const).map((s) => [s, forward(s)] as const);
-  for (const [s, h] of handlers) process.on(s, h);
+  // `run` in the foreground with a terminal and no console socket: relay the pty here, as runc does.
+  const proxy =
+    command === "run" && !has(p, "detach") && !consoleSocket && bundle.config.process?.terminal
+      ? new ConsoleProxy()
+      : undefined;
   try {
-    const status = await runtime.wait(id);
-    return status.code;
+    const socket = proxy?.socketPath ?? (consoleSocket ? posix.resolve(consoleSocket) : undefined);
+    await runtime.create({
+      id,
+      bundle,
+      noPivot: has(p, "no-pivot"),
+      ...(socket ? { consoleSocket: socket } : {}),
+      ...(pidFile ? { pidFile: posix.resolve(pidFile) } : {}),
+    });
+    if (command === "create") return 0;
+    proxy?.receive();
+    await runtime.start(id);
+    if (has(p, "detach")) return 0;
+    const attached = proxy?.attach();
+    // Foreground run: forward the usual signals, then report the container's exit code and remove it (as runc).
+    const forward = (signal: NodeJS.Signals) => () => void runtime.kill(id, signal).catch(() => {});
+    const handlers = (["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const).map(
+      (s) => [s, forward(s)] as const,
+    );
+    for (const [s, h] of handlers) process.on(s, h);
+    try {
+      const status = await runtime.wait(id);
+      await attached;
+      return status.code;
+    } finally {
+      for (const [s, h] of handlers) process.off(s, h);
+      await runtime.delete(id, { force: true });
+    }
   } finally {
-    for (const [s, h] of handlers) process.off(s, h);
-    await runtime.delete(id, { force: true });
+    proxy?.close();
   }
 }
 
