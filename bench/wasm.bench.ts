@@ -6,7 +6,6 @@
  * else, which shared CI machines disturb far less than wall-clock time. (c) is given both ways: JSC compiles on
  * background threads more than V8 does, which costs CPU time but not time to the result.
  */
-import { spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,7 +20,7 @@ import type { WasmBundle } from "../packages/spec/src/index.ts";
 import { type Benchmark, type Figure, median, timeMs } from "./lib.ts";
 
 const COLD_RUNS = 15;
-const CPU_RUNS = 5;
+const CPU_RUNS = 7;
 const CPU_SCALE = "6";
 
 /** A distinct copy of a module (an extra custom section), so each first start misses every cache. */
@@ -90,7 +89,11 @@ async function coldStart(dir: string, hello: Uint8Array): Promise<Figure[]> {
   ];
 }
 
-/** Instantiation is outside the figures on both sides: only the guest's run, start to exit, is compared. */
+/**
+ * Instantiation is outside the figures on all sides: only the guest's run, start to exit, is compared. The three
+ * runs (unmetered, metered, node:wasi) are interleaved in rotating order, each warmed up once first, so that a
+ * noisy neighbour or a frequency change hits all of them alike.
+ */
 async function cpuRuns(cpu: Uint8Array, cpuPath: string, dir: string): Promise<Figure[]> {
   const cache = new InstrumentCache();
   // No spares: a Worker booting in the background would add its CPU time to the measured runs.
@@ -98,8 +101,7 @@ async function cpuRuns(cpu: Uint8Array, cpuPath: string, dir: string): Promise<F
   const metered = await cache.prepare(cpu, { maxMemoryPages: 65_536, meter: true });
   const unmetered = await cache.prepare(cpu, { maxMemoryPages: 65_536, meter: false });
   const devNull = openSync("/dev/null", "w");
-  const wall: number[] = [];
-  const runOnce = async (prepared: typeof metered, fuel: number | null): Promise<number> => {
+  const runOnce = async (prepared: typeof metered, fuel: number | null): Promise<Run> => {
     const instance = new WasmInstance(pool.take());
     await instance.init({
       module: prepared.module,
@@ -117,47 +119,73 @@ async function cpuRuns(cpu: Uint8Array, cpuPath: string, dir: string): Promise<F
     instance.start();
     const exit = await instance.exit;
     if (exit.code !== 0) throw new Error(`cpu exited ${JSON.stringify(exit)}`);
-    if (fuel !== null) wall.push((Bun.nanoseconds() - startedAt) / 1e6);
-    return cpuMs(start);
+    return { wall: (Bun.nanoseconds() - startedAt) / 1e6, cpu: cpuMs(start) };
   };
-  const withFuel: number[] = [];
-  const without: number[] = [];
-  await runOnce(unmetered, null); // warm-up: first runs pay for the tiering of JSC's compilers
+  const node = await NodeWasi.spawn(cpuPath, dir);
+  const sides: { name: string; run: () => Promise<Run>; runs: Run[] }[] = [
+    { name: "unmetered", run: () => runOnce(unmetered, null), runs: [] },
+    { name: "metered", run: () => runOnce(metered, 1e15), runs: [] },
+  ];
+  if (node) sides.push({ name: "node:wasi", run: () => node.run(), runs: [] });
+  // Warm-up: first runs pay for the tiering of the engines' compilers.
+  for (const side of sides) await side.run();
   for (let i = 0; i < CPU_RUNS; i++) {
-    without.push(await runOnce(unmetered, null));
-    withFuel.push(await runOnce(metered, 1e15));
+    for (let k = 0; k < sides.length; k++) {
+      const side = sides[(i + k) % sides.length]!;
+      side.runs.push(await side.run());
+    }
   }
+  node?.close();
   pool.close();
   closeSync(devNull);
-
+  const [without, withFuel, underNode] = sides.map((side) => ({
+    wall: median(side.runs.map((r) => r.wall)),
+    cpu: median(side.runs.map((r) => r.cpu)),
+  }));
   const figures: Figure[] = [
     {
       name: "cpu.c metered, CPU time start to exit (median)",
-      value: median(withFuel),
+      value: withFuel!.cpu,
       unit: "ms",
-      reference: { name: "unmetered", value: median(without) },
+      reference: { name: "unmetered", value: without!.cpu },
       target: { ratio: 1.15, better: "lower" },
     },
+    {
+      name: "cpu.c metered, wall start to exit (median)",
+      value: withFuel!.wall,
+      unit: "ms",
+      reference: { name: "unmetered", value: without!.wall },
+    },
   ];
-  const node = nodeWasi(cpuPath, dir);
-  if (node !== undefined) {
+  if (underNode) {
     figures.push(
       {
         name: "cpu.c metered vs node:wasi, wall (median)",
-        value: median(wall),
+        value: withFuel!.wall,
         unit: "ms",
-        reference: { name: "node:wasi", value: node.wall },
+        reference: { name: "node:wasi", value: underNode.wall },
         target: { ratio: 1, better: "lower" },
       },
       {
-        name: "cpu.c metered vs node:wasi, CPU time (median)",
-        value: median(withFuel),
+        name: "cpu.c unmetered vs node:wasi, wall (median)",
+        value: without!.wall,
         unit: "ms",
-        reference: { name: "node:wasi", value: node.cpu },
+        reference: { name: "node:wasi", value: underNode.wall },
+      },
+      {
+        name: "cpu.c metered vs node:wasi, CPU time (median)",
+        value: withFuel!.cpu,
+        unit: "ms",
+        reference: { name: "node:wasi", value: underNode.cpu },
       },
     );
   }
   return figures;
+}
+
+interface Run {
+  wall: number;
+  cpu: number;
 }
 
 function cpuMs(since: NodeJS.CpuUsage): number {
@@ -165,35 +193,84 @@ function cpuMs(since: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1000;
 }
 
-/** Median CPU and wall time of the run under Node's node:wasi (wasi.start to its return), measured inside Node. */
-function nodeWasi(cpuPath: string, dir: string): { cpu: number; wall: number } | undefined {
-  const script = join(dir, "node-wasi.mjs");
-  writeFileSync(
-    script,
-    `import { WASI } from "node:wasi";
+/**
+ * Node's node:wasi in a child process that stays up and runs the program once per line it reads, so its runs
+ * interleave with ours. Each run compiles the module afresh, instantiates (both outside the figures) and times
+ * wasi.start to its return, CPU and wall, inside Node.
+ */
+class NodeWasi {
+  readonly #lines: AsyncIterator<string>;
+
+  private constructor(readonly child: ReturnType<typeof Bun.spawn<"pipe", "pipe", "ignore">>) {
+    this.#lines = readLines(child.stdout);
+  }
+
+  static async spawn(cpuPath: string, dir: string): Promise<NodeWasi | undefined> {
+    const script = join(dir, "node-wasi.mjs");
+    writeFileSync(
+      script,
+      `import { WASI } from "node:wasi";
 import { openSync, readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 const devNull = openSync("/dev/null", "w");
 const bytes = readFileSync(${JSON.stringify(cpuPath)});
-const times = [];
-for (let i = 0; i < ${CPU_RUNS + 1}; i++) {
+console.log("ready");
+for await (const _ of createInterface({ input: process.stdin })) {
   const wasi = new WASI({ version: "preview1", args: ["cpu", ${JSON.stringify(CPU_SCALE)}], env: {}, returnOnExit: true, stdout: devNull });
   const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), wasi.getImportObject());
   const start = process.cpuUsage();
   const startedAt = performance.now();
   if (wasi.start(instance) !== 0) throw new Error("cpu failed");
   const used = process.cpuUsage(start);
-  times.push([(used.user + used.system) / 1000, performance.now() - startedAt]);
+  console.log(JSON.stringify({ cpu: (used.user + used.system) / 1000, wall: performance.now() - startedAt }));
 }
-console.log(JSON.stringify(times.slice(1)));
 `,
-  );
-  const result = spawnSync("node", ["--no-warnings", script], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  if (result.status !== 0) return undefined;
-  const times = JSON.parse(result.stdout) as [number, number][];
-  return { cpu: median(times.map((t) => t[0])), wall: median(times.map((t) => t[1])) };
+    );
+    let child: ReturnType<typeof Bun.spawn<"pipe", "pipe", "ignore">>;
+    try {
+      child = Bun.spawn(["node", "--no-warnings", script], {
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "ignore",
+      });
+    } catch {
+      return undefined; // no node on this machine
+    }
+    const node = new NodeWasi(child);
+    const first = await node.#lines.next();
+    if (first.done || first.value !== "ready") {
+      child.kill();
+      return undefined;
+    }
+    return node;
+  }
+
+  async run(): Promise<Run> {
+    this.child.stdin.write("\n");
+    this.child.stdin.flush();
+    const line = await this.#lines.next();
+    if (line.done) throw new Error("node:wasi run failed");
+    return JSON.parse(line.value) as Run;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+    this.child.kill();
+  }
+}
+
+async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for await (const chunk of stream) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let at = buffered.indexOf("\n");
+    while (at !== -1) {
+      yield buffered.slice(0, at);
+      buffered = buffered.slice(at + 1);
+      at = buffered.indexOf("\n");
+    }
+  }
 }
 
 const bench: Benchmark = async () => {
