@@ -3,6 +3,7 @@
  * other instances except the control buffer its host uses to interrupt it. Loaded by engine.ts as a Worker.
  */
 
+import { closeSync, openSync } from "node:fs";
 import { EXIT_CODE, signalName } from "./exit-codes.ts";
 import {
   Control,
@@ -13,6 +14,7 @@ import {
   type WorkerExit,
   type WorkerMessage,
 } from "./protocol.ts";
+import { WARM_UP_MODULE } from "./warm-up.ts";
 
 interface WasiLike {
   imports: Record<string, Record<string, unknown>>;
@@ -104,7 +106,10 @@ let booted: Promise<WasiConstructor> | undefined;
 
 async function init(msg: InitMessage): Promise<void> {
   if (!booted) throw new Error("init before boot");
-  const Wasi = await booted;
+  instantiate(await booted, msg);
+}
+
+function instantiate(Wasi: WasiConstructor, msg: InitMessage): void {
   const wasi = new Wasi({
     args: msg.args,
     env: msg.env,
@@ -190,10 +195,44 @@ function errorMessage(err: unknown): WorkerMessage {
   };
 }
 
+/**
+ * Runs WARM_UP_MODULE through instantiate and run, as an instance would, so that the first real instance finds
+ * the code it runs compiled. Best effort: a failure here only means a colder start, never a failed boot.
+ */
+function warmUp(Wasi: WasiConstructor): void {
+  let devNull: number | undefined;
+  try {
+    devNull = openSync("/dev/null", "w");
+    instantiate(Wasi, {
+      type: "init",
+      module: new WebAssembly.Module(WARM_UP_MODULE),
+      importedMemories: [],
+      args: ["warm-up"],
+      env: [],
+      preopens: [],
+      stdin: "ignore",
+      stdout: devNull,
+      stderr: devNull,
+      fuel: 1_000,
+      fuelSlice: 1_000,
+      control: new SharedArrayBuffer(Control.Length * 4),
+    });
+    run();
+  } catch {
+    // see above
+  } finally {
+    prepared = undefined;
+    if (devNull !== undefined) closeSync(devNull);
+  }
+}
+
 self.onmessage = (event: MessageEvent<HostMessage>) => {
   const msg = event.data;
   if (msg.type === "boot") {
-    booted = import(msg.wasiUrl).then((m: { Wasi: WasiConstructor }) => m.Wasi);
+    booted = import(msg.wasiUrl).then((m: { Wasi: WasiConstructor }) => {
+      warmUp(m.Wasi);
+      return m.Wasi;
+    });
     booted.then(
       () => post({ type: "booted" }),
       (err) => post({ type: "boot-failed", message: `cannot load WASI: ${String(err?.message ?? err)}` }),
