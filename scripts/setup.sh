@@ -40,4 +40,7 @@ fi
 
 log "installing workspace dependencies from bun.lock"
 bun install --frozen-lockfile >&2
+# Also done by the package's postinstall and, lazily, at first use; explicit here so a fresh machine has it.
+log "building the native launcher"
+bun packages/runtime-native/scripts/build-launcher.ts >&2
 log "ready"

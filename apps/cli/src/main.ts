@@ -65,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
         hint: "Run 'magikrun --help' for the list of commands.",
       }),
       globals.json,
+      globals,
     );
     return 2;
   }
@@ -72,7 +73,8 @@ async function main(argv: string[]): Promise<number> {
     const mod = await route();
     return await mod.run(command, args, globals);
   } catch (err) {
-    printError(err, globals.json);
+    // containerd's shim reads the --log file to report why runc (here: magikrun) failed.
+    printError(err, globals.json, globals);
     return isMagikError(err, "InvalidInput") ? 2 : 1;
   }
 }
