@@ -7,12 +7,8 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BundleBuilder } from "../packages/image/src/bundle/bundle-builder.ts";
-import { ImageStore } from "../packages/image/src/image-store.ts";
-import { LayerCache } from "../packages/image/src/layer-cache.ts";
-import { pullImage } from "../packages/image/src/pull.ts";
-import { buildBusyboxImage, hasBusybox } from "../packages/image/src/test-support/busybox.ts";
-import { pushFixture, startRegistry } from "../packages/image/src/test-support/registry.ts";
+import { BundleBuilder, ImageStore, LayerCache, pullImage } from "@magikrun/image";
+import { buildBusyboxImage, hasBusybox, pushFixture, startRegistry } from "@magikrun/image/test-support";
 import { type Figure, median, timeMs } from "./lib.ts";
 
 const ROUNDS = 9;

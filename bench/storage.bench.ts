@@ -6,7 +6,7 @@ import { randomFillSync } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BlobStore } from "../packages/storage/src/index.ts";
+import { BlobStore } from "@magikrun/storage";
 import { type Figure, median, timeMs } from "./lib.ts";
 
 const SIZE = 256 * 1024 * 1024;
