@@ -58,10 +58,69 @@ describe("instrumentModule", () => {
     const afterTen = 1_000_000n - fuelLeft();
     expect((exports.sum as (n: number) => number)(20)).toBe(190);
     const afterThirty = 1_000_000n - fuelLeft();
-    // Loop body: 13 instructions (its end included) charged per iteration; entry: loop, local.get, end,
-    // charged before the first slice was granted.
+    // Loop body: 13 instructions (its end included) per iteration, charged for two iterations at a time
+    // (the loop is small and unrolled once); entry: loop, local.get, end, charged before the first slice.
     expect(afterTen).toBe(13n * 10n);
     expect(afterThirty - afterTen).toBe(3n + 13n * 20n);
+  });
+
+  it("charges an unrolled loop per pair of iterations, an odd count as one more, the same every run", async () => {
+    const { exports, fuelLeft } = instantiate(await wat(LOOP), 1_000_000n);
+    const sum = exports.sum as (n: number) => number;
+    const spent = (n: number, expected: number) => {
+      const before = fuelLeft();
+      expect(sum(n)).toBe(expected);
+      return before - fuelLeft();
+    };
+    spent(2, 1);
+    expect(spent(11, 55)).toBe(3n + 13n * 12n);
+    expect(spent(11, 55)).toBe(3n + 13n * 12n);
+    expect(spent(1, 0)).toBe(3n + 13n * 2n);
+    expect(spent(12, 66)).toBe(3n + 13n * 12n);
+  });
+
+  it("keeps loops with a call charged per iteration, not unrolled", async () => {
+    const source = `(module
+      (func $id (param i32) (result i32) (local.get 0))
+      (func (export "sum") (param $n i32) (result i32) (local $i i32) (local $acc i32)
+        (loop $l
+          (local.set $acc (i32.add (local.get $acc) (call $id (local.get $i))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+        (local.get $acc)))`;
+    const { exports, fuelLeft } = instantiate(await wat(source), 1_000_000n);
+    const sum = exports.sum as (n: number) => number;
+    sum(2);
+    const before = fuelLeft();
+    expect(sum(11)).toBe(55);
+    // Entry 3, loop body 14 per iteration, $id's entry 2 (local.get, end) per call.
+    expect(before - fuelLeft()).toBe(3n + 14n * 11n + 2n * 11n);
+  });
+
+  it("keeps continue, break and return right in both copies of an unrolled loop", async () => {
+    // 28 instructions in the loop's body: under the unrolling bound.
+    const source = `(module
+      (func (export "f") (param $n i32) (result i32) (local $i i32) (local $acc i32)
+        (block $out
+          (loop $l
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (if (i32.eqz (i32.rem_u (local.get $i) (i32.const 3))) (then (br $l)))
+            (local.set $acc (i32.add (local.get $acc) (local.get $i)))
+            (br_if $out (i32.gt_u (local.get $acc) (i32.const 5000)))
+            (if (i32.eq (local.get $i) (i32.sub (local.get $n) (i32.const 1000))) (then (return (i32.const -7))))
+            (br_if $l (i32.lt_u (local.get $i) (local.get $n)))))
+        (i32.add (local.get $acc) (i32.mul (local.get $i) (i32.const 100000)))))`;
+    const bytes = await wat(source);
+    const plain = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
+    const results = (exports: typeof plain) =>
+      [0, 1, 2, 3, 4, 5, 6, 7, 50, 51, 100, 101, 1020, 1021, 5000].map((n) =>
+        (exports.f as (n: number) => number)(n),
+      );
+    const expected = results(plain);
+    expect(new Set(expected).size).toBeGreaterThan(6);
+    expect(expected).toContain(-7);
+    for (const slice of [1n, 2n, 7n, 1_000_000n])
+      expect(results(instantiate(bytes, slice).exports), `slice ${slice}`).toEqual(expected);
   });
 
   it("calls refuel each time a slice is spent and stops when it throws", async () => {

@@ -110,14 +110,20 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
     emitLocalCheck(w, rw, fuel, costs[nextCheck++]!);
   }
   const instr = newInstr();
-  // Open frames of the original code, innermost last: the header cost for wrapped loops, else undefined.
-  const frames: (number | undefined)[] = [];
-  /** A label of the original code, renumbered past the three frames each crossed wrapped loop adds. */
+  // Open frames of the original code, innermost last: wrapped loops with what their header charges, else
+  // undefined.
+  const frames: (WrappedLoop | undefined)[] = [];
+  /**
+   * A label of the original code, renumbered past the frames the rewrite adds: three per crossed wrapped loop,
+   * four inside the first copy of an unrolled one (its `block $next` too).
+   */
   const relabel = (label: number): number => {
-    let crossed = 0;
-    for (let i = Math.max(frames.length - label, 0); i < frames.length; i++)
-      if (frames[i] !== undefined) crossed++;
-    return label + 3 * crossed;
+    let added = 0;
+    for (let i = Math.max(frames.length - label, 0); i < frames.length; i++) {
+      const frame = frames[i];
+      if (frame !== undefined) added += frame.firstCopy ? 4 : 3;
+    }
+    return label + added;
   };
   // Unchanged instructions are copied in runs, up to the next place where something is inserted or rewritten.
   let copied = codeStart;
@@ -163,21 +169,33 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
       flush(start);
       const blockType = r.bytes.subarray(start + 1, r.offset);
       const wrapped = blockType.length === 1;
+      const unrolled = blockType[0] === Op.Void && isSmallLeafLoop(r);
       if (wrapped) w.u8(0x02).bytes(blockType).u8(0x03).u8(Op.Void).u8(0x02).u8(Op.Void);
       flush(r.offset);
-      const cost = costs[nextCheck++]!;
-      frames.push(wrapped ? cost : undefined);
+      const cost = costs[nextCheck++]! * (unrolled ? 2 : 1);
+      frames.push(wrapped ? { charge: cost, firstCopy: unrolled, bodyStart: r.offset } : undefined);
       w.u8(Op.LocalGet).u32(fuel);
       if (wrapped) emitLoopHeaderCharge(w, rw, fuel, cost);
       else emitLocalCheck(w, rw, fuel, cost);
+      if (unrolled) w.u8(0x02).u8(Op.Void); // block $next: the first copy's `continue`
       continue;
     }
     if (instr.kind === InstrKind.Block || instr.kind === InstrKind.Loop) frames.push(undefined);
     else if (instr.kind === InstrKind.End) {
-      const cost = frames.pop();
-      if (cost !== undefined) {
+      const frame = frames.pop();
+      if (frame?.firstCopy) {
+        // The first copy falls out of the loop as the original did: out through $exit (past $next, the loop,
+        // $slow and $outer). Then the body again, as the second copy, whose `continue` is the loop's.
+        flush(start);
+        w.u8(Op.Br).u8(4).u8(Op.End);
+        frames.push({ ...frame, firstCopy: false });
+        r.offset = frame.bodyStart;
+        copied = frame.bodyStart;
+        continue;
+      }
+      if (frame !== undefined) {
         flush(r.offset);
-        emitLoopTrailer(w, rw, fuel, cost);
+        emitLoopTrailer(w, rw, fuel, frame.charge);
       }
     }
     if (cached && (op === Op.Call || op === Op.CallIndirect)) {
@@ -187,6 +205,41 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
   }
   flush(r.offset);
   return w.toBytes();
+}
+
+interface WrappedLoop {
+  /** What its header charges: the static cost of one iteration, of two for an unrolled loop. */
+  charge: number;
+  /** Unrolled, and the body being emitted is the first of its two copies. */
+  firstCopy: boolean;
+  /** Offset of the original body, for emitting it again. */
+  bodyStart: number;
+}
+
+/** Loops whose body is at most this many instructions are unrolled once when they qualify. */
+const UNROLL_MAX_INSTRUCTIONS = 32;
+
+/**
+ * A loop worth unrolling once: small (the fuel check is a fair share of each iteration), with no nested loop (it
+ * has its own check point) and no call (the counter is written back around calls; a call also dwarfs the check).
+ * `r` is at the start of the loop's body; it is not moved.
+ */
+function isSmallLeafLoop(r: ByteReader): boolean {
+  const scan = new ByteReader(r.bytes, r.offset, r.end);
+  const instr = newInstr();
+  let depth = 0;
+  for (let n = 0; n <= UNROLL_MAX_INSTRUCTIONS && !scan.done; n++) {
+    readInstruction(scan, instr);
+    const op = instr.op;
+    if (instr.kind === InstrKind.Loop) return false;
+    if (op === Op.Call || op === Op.CallIndirect || op === Op.ReturnCall || op === Op.ReturnCallIndirect)
+      return false;
+    // Exception handling is refused elsewhere; never duplicate what this rewriter does not model.
+    if ((op >= 0x06 && op <= 0x09) || op === 0x18 || op === 0x19 || op === 0x1f) return false;
+    if (instr.kind === InstrKind.Block) depth++;
+    else if (instr.kind === InstrKind.End && depth-- === 0) return true;
+  }
+  return false;
 }
 
 /** Cost per check point, in code order: [function entry, first loop, second loop, ...]. */
