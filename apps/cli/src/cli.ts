@@ -1,6 +1,5 @@
 import { appendFileSync } from "node:fs";
-import { isMagikError } from "@magikrun/spec";
-import { defaultRoot } from "@magikrun/storage";
+import { isMagikError } from "@magikrun/spec/errors";
 
 /** Options every command accepts before its name, as runc does (`runc --root X create ...`). */
 export interface GlobalOptions {
@@ -71,6 +70,42 @@ export function parseGlobalOptions(argv: string[]): { globals: GlobalOptions; re
   return { globals, rest: argv.slice(i) };
 }
 
+function logFileLine(
+  globals: GlobalOptions,
+  level: string,
+  message: string,
+  extra: Record<string, string> = {},
+): void {
+  if (!globals.log) return;
+  const line =
+    globals.logFormat === "json"
+      ? JSON.stringify({ level, msg: message, ...extra, time: new Date().toISOString() })
+      : `level=${level} msg=${JSON.stringify(message)}${Object.entries(extra)
+          .map(([k, v]) => ` ${k}=${v}`)
+          .join("")}`;
+  try {
+    appendFileSync(globals.log, `${line}\n`);
+  } catch {
+    // the log is best effort
+  }
+}
+
+/**
+ * Runtime messages. Warnings (settings accepted but not enforced) go to stderr and the --log file. Debug
+ * messages (expected conditions, such as ambient capabilities not raised) only with --debug, and then, as runc
+ * does, to the --log file when one is given, else to stderr.
+ */
+export function logMessage(globals: GlobalOptions, level: "warning" | "debug", message: string): void {
+  if (level === "debug") {
+    if (!globals.debug) return;
+    if (globals.log) logFileLine(globals, "debug", message);
+    else console.error(`magikrun: debug: ${message}`);
+    return;
+  }
+  console.error(`magikrun: warning: ${message}`);
+  logFileLine(globals, "warning", message);
+}
+
 /** Errors go to stderr (text or JSON) and, like runc, also to the --log file when one is given. */
 export function printError(err: unknown, json: boolean, globals?: GlobalOptions): void {
   const body = isMagikError(err)
@@ -81,22 +116,7 @@ export function printError(err: unknown, json: boolean, globals?: GlobalOptions)
   } else {
     console.error(`magikrun: ${body.code}: ${body.message}${body.hint ? `\n  hint: ${body.hint}` : ""}`);
   }
-  if (globals?.log) {
-    const line =
-      globals.logFormat === "json"
-        ? JSON.stringify({
-            level: "error",
-            msg: body.message,
-            code: body.code,
-            time: new Date().toISOString(),
-          })
-        : `level=error msg=${JSON.stringify(body.message)} code=${body.code}`;
-    try {
-      appendFileSync(globals.log, `${line}\n`);
-    } catch {
-      // the log is best effort: the error has already been printed
-    }
-  }
+  if (globals) logFileLine(globals, "error", body.message, { code: body.code });
 }
 
 /** Prints a result: JSON when asked, otherwise the text rendering. */
@@ -106,5 +126,9 @@ export function output(globals: Pick<GlobalOptions, "json">, value: unknown, tex
 
 /** The image store's root: --store, else MAGIKRUN_ROOT, else the default for this user. */
 export function storeRoot(globals: Pick<GlobalOptions, "store">): string {
-  return globals.store ?? defaultRoot();
+  if (globals.store) return globals.store;
+  // Loaded on first use: the OCI commands never need the image store (and @magikrun/storage pulls in
+  // node:crypto and node:fs/promises); the commands that call this have already loaded it.
+  const storage = import.meta.require("@magikrun/storage") as typeof import("@magikrun/storage");
+  return storage.defaultRoot();
 }

@@ -3,7 +3,7 @@
  * The `magikrun` command. Each command group lives in its own module under ./commands and is loaded only when
  * used, so `magikrun state` does not pay for the registry client or the wasm engine.
  */
-import { isMagikError, MagikError } from "@magikrun/spec";
+import { isMagikError, MagikError } from "@magikrun/spec/errors";
 import { type CommandModule, type GlobalOptions, parseGlobalOptions, printError } from "./cli.ts";
 
 const ROUTES: Record<string, () => Promise<CommandModule>> = {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { type Capabilities, MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { Capabilities } from "@magikrun/spec/runtime-config";
 
 /** Linux capabilities by number (linux/capability.h): the index is the capability's bit. */
 export const CAPABILITY_NAMES = [

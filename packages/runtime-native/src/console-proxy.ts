@@ -1,7 +1,7 @@
 import { closeSync, createReadStream, mkdtempSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import { consoleSocket, errnoName } from "./syscall.ts";
 
 /**

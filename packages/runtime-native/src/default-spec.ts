@@ -1,4 +1,5 @@
-import { OCI_RUNTIME_SPEC_VERSION, type RuntimeConfig } from "@magikrun/spec";
+import { OCI_RUNTIME_SPEC_VERSION } from "@magikrun/spec/runtime";
+import type { RuntimeConfig } from "@magikrun/spec/runtime-config";
 
 const DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 

@@ -2,7 +2,8 @@
 import { chmodSync, closeSync, existsSync, readFileSync, readSync } from "node:fs";
 import type { RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadBundle, NativeRuntime } from "./native-runtime.ts";
+import { loadBundle } from "./bundle.ts";
+import { NativeRuntime } from "./native-runtime.ts";
 import { consoleSocket } from "./syscall.ts";
 import { haveBusybox, makeBundle, makeStateRoot, uniqueId } from "./test-support/busybox-bundle.ts";
 import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";

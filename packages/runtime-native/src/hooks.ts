@@ -1,4 +1,6 @@
-import { type ContainerState, type Hook, MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { Hook } from "@magikrun/spec/runtime-config";
+import type { ContainerState } from "@magikrun/spec/state";
 
 export type HookName =
   | "prestart"

@@ -1,4 +1,4 @@
-import type { Capabilities, Seccomp } from "@magikrun/spec";
+import type { Capabilities, Seccomp } from "@magikrun/spec/runtime-config";
 import { capabilitySet, dropUnavailableCapabilities, lastCap } from "./capabilities.ts";
 import { compileSeccompFilter, nativeArch } from "./seccomp/index.ts";
 

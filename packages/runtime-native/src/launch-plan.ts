@@ -1,5 +1,6 @@
 import { posix } from "node:path";
-import { MagikError, type Mount, type NamespaceType, type Process, type RuntimeConfig } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { Mount, NamespaceType, Process, RuntimeConfig } from "@magikrun/spec/runtime-config";
 import { MS, parseMountOptions } from "./mount-options.ts";
 import { OP, type PlannedOp } from "./plan-encoder.ts";
 
@@ -79,6 +80,8 @@ export interface PlanInputs {
   seccomp?: { program: Uint8Array; flags: number };
   /** Receives settings that are accepted but not applied. */
   warn?: (message: string) => void;
+  /** Receives expected, harmless conditions (runc says nothing about them): the debug log. */
+  debug?: (message: string) => void;
   /** Host paths that say whether a bind source is a file or a directory (stat is I/O: injected). */
   isDirectory(hostPath: string): boolean;
   /** Host cgroup v1/v2 mounts to expose for `type: cgroup` mounts: name → host directory of this container. */
@@ -215,7 +218,7 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
 
 export type ProcessPlanInputs = Pick<
   PlanInputs,
-  "fifoFd" | "stdioFds" | "capabilityMask" | "lastCap" | "seccomp" | "warn"
+  "fifoFd" | "stdioFds" | "capabilityMask" | "lastCap" | "seccomp" | "warn" | "debug"
 >;
 
 /** The process part, shared by create and exec: limits, stdio, identity, capabilities, seccomp, execve. */
@@ -263,11 +266,13 @@ export function planProcess(proc: Process, inputs: ProcessPlanInputs, add: Add, 
   // Without no_new_privs the filter needs CAP_SYS_ADMIN, which capset may be about to drop.
   if (!proc.noNewPrivileges) seccompOp();
   add(OP.CAPSET, "set capabilities", [mask(caps?.effective), mask(caps?.permitted), mask(caps?.inheritable)]);
-  // The kernel raises an ambient capability only if it is permitted and inheritable; runc warns and goes on.
+  // The kernel raises an ambient capability only if it is permitted and inheritable. runc's own default spec
+  // lists ambient capabilities without an inheritable set, so this is the common case, not a mistake: runc 1.1
+  // ignores the failed raise silently (runc >= 1.2 logs it from runc init). It goes to the debug log here.
   const ambient = (caps?.ambient ?? []).filter((name) => {
     const usable = caps?.permitted?.includes(name) && caps?.inheritable?.includes(name);
     if (!usable)
-      inputs.warn?.(`ambient capability ${name} is not also permitted and inheritable; not raised`);
+      inputs.debug?.(`ambient capability ${name} is not also permitted and inheritable; not raised`);
     return usable;
   });
   add(OP.AMBIENT, "set ambient capabilities", [mask(ambient)]);

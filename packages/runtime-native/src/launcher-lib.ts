@@ -1,5 +1,5 @@
 import { cc, dlopen, FFIType } from "bun:ffi";
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import { buildLauncher, LAUNCHER_LIBRARY, LAUNCHER_SOURCE, launcherIsFresh } from "./launcher-build.ts";
 
 const SYMBOLS = {

@@ -1,4 +1,4 @@
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 
 /** mount(2) flags, from <sys/mount.h>. */
 export const MS = {

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { isMagikError, type RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadBundle, NativeRuntime } from "./native-runtime.ts";
+import { loadBundle } from "./bundle.ts";
+import { NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, uniqueId } from "./test-support/busybox-bundle.ts";
 import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";
 

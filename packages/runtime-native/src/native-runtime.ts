@@ -1,20 +1,17 @@
-import { read as fsRead, readFileSync } from "node:fs";
+import { read as fsRead } from "node:fs";
 import { posix } from "node:path";
-import {
-  type BundleKind,
-  type ContainerState,
-  type DeleteOptions,
-  type ExecOptions,
-  type ExecResult,
-  type ExitStatus,
-  type KillOptions,
-  MagikError,
-  type OciBundle,
-  type OciRuntime,
-  parseJsonWith,
-  RuntimeConfig,
-  resolveLimits,
-} from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import { resolveLimits } from "@magikrun/spec/limits";
+import type {
+  BundleKind,
+  DeleteOptions,
+  ExecOptions,
+  ExecResult,
+  ExitStatus,
+  KillOptions,
+  OciRuntime,
+} from "@magikrun/spec/runtime";
+import type { ContainerState } from "@magikrun/spec/state";
 import { syncCgroupFs } from "./cgroup-sync-fs.ts";
 import { openCgroup } from "./cgroups/index.ts";
 import type { RuntimeContext } from "./container/context.ts";
@@ -35,22 +32,8 @@ export interface NativeRuntimeOptions {
   syscall?: Syscall;
   /** Where warnings go (settings accepted but not enforced); default stderr. */
   onWarning?: (message: string) => void;
-}
-
-/** Reads `<dir>/config.json` into an OCI bundle; a missing or malformed file is an InvalidBundle error. */
-export function loadBundle(dir: string): OciBundle {
-  const path = posix.resolve(dir);
-  let text: string;
-  try {
-    text = readFileSync(`${path}/config.json`, "utf8");
-  } catch (err) {
-    const errno = (err as { code?: string }).code ?? "unknown";
-    throw new MagikError("InvalidBundle", `cannot read ${path}/config.json: ${errno}`, {
-      details: { bundle: path, errno, step: "read config.json" },
-    });
-  }
-  const config = parseJsonWith(RuntimeConfig, text, `${path}/config.json`, "InvalidBundle");
-  return { kind: "oci", path, config };
+  /** Where debug messages go (expected conditions such as ambient capabilities not raised); default nowhere. */
+  onDebug?: (message: string) => void;
 }
 
 export function exitStatusOf(record: ExitRecord): ExitStatus {
@@ -77,6 +60,7 @@ export class NativeRuntime implements OciRuntime {
       sys,
       limits: resolveLimits(options.limits),
       warn: options.onWarning ?? ((m) => console.error(`magikrun: warning: ${m}`)),
+      debug: options.onDebug ?? (() => {}),
     };
   }
 

@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadBundle, NativeRuntime } from "./native-runtime.ts";
+import { loadBundle } from "./bundle.ts";
+import { NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, uniqueId } from "./test-support/busybox-bundle.ts";
 import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";
 

@@ -1,4 +1,4 @@
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 
 /** x86_64/arm64 Linux signal numbers. */
 export const SIGNALS: Record<string, number> = {

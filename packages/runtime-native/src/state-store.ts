@@ -1,12 +1,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import {
-  type ContainerState,
-  type ContainerStatus,
-  MagikError,
-  OCI_RUNTIME_SPEC_VERSION,
-  type RuntimeConfig,
-  validateContainerId,
-} from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import { OCI_RUNTIME_SPEC_VERSION, validateContainerId } from "@magikrun/spec/runtime";
+import type { RuntimeConfig } from "@magikrun/spec/runtime-config";
+import type { ContainerState, ContainerStatus } from "@magikrun/spec/state";
 import type { CgroupState } from "./cgroups/index.ts";
 import { isSameLiveProcess } from "./proc.ts";
 import { errnoName, LOCK, O, type Syscall } from "./syscall.ts";

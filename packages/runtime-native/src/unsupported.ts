@@ -1,4 +1,5 @@
-import { MagikError, type RuntimeConfig } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { RuntimeConfig } from "@magikrun/spec/runtime-config";
 
 /**
  * config.json fields the native runtime does not implement. Security labels are warned about (no LSM is

@@ -276,5 +276,5 @@ export const RuntimeConfig = z.looseObject({
 });
 export type RuntimeConfig = z.infer<typeof RuntimeConfig>;
 
-/** The OCI runtime-spec version magikrun writes into the documents it produces. */
-export const OCI_RUNTIME_SPEC_VERSION = "1.2.0";
+// Defined in runtime.ts (no zod) so that runtimes can name it without building these schemas.
+export { OCI_RUNTIME_SPEC_VERSION } from "./runtime.ts";

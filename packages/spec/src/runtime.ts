@@ -3,6 +3,9 @@ import { DEFAULT_LIMITS } from "./limits.ts";
 import type { Process, RuntimeConfig } from "./runtime-config.ts";
 import type { ContainerState } from "./state.ts";
 
+/** The OCI runtime-spec version magikrun writes into the documents it produces (re-exported by runtime-config). */
+export const OCI_RUNTIME_SPEC_VERSION = "1.2.0";
+
 /**
  * The interfaces the layers meet at. A runtime backend (native, wasm, microVM) implements `OciRuntime`; callers
  * (CLI, pod layer) pick one by the bundle's `kind` through a `RuntimeRegistry`, never by branching on backends.

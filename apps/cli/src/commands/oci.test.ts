@@ -117,6 +117,51 @@ describe.skipIf(skip !== "")(`oci commands${skip ? ` (skipped: ${skip})` : ""}`,
     }
   });
 
+  it("expected conditions go to the debug log only; real warnings stay on stderr and in the log", () => {
+    // The runc default spec: ambient capabilities and no inheritable set (runc 1.1 raises nothing, silently).
+    const bundle = makeBundle(["true"]);
+    const id = uniqueId("quiet");
+    const logLines = () =>
+      readFileSync(log, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { level: string; msg: string });
+    try {
+      expect(bundle.config.process!.capabilities!.ambient!.length).toBeGreaterThan(0);
+      expect(bundle.config.process!.capabilities!.inheritable ?? []).toEqual([]);
+      const before = existsSync(log) ? logLines().length : 0;
+      const quiet = cli("run", "-b", bundle.dir, id);
+      expect(quiet).toMatchObject({ code: 0, stderr: "" });
+      expect(existsSync(log) ? logLines().slice(before) : []).toEqual([]);
+
+      const debug = cli("--debug", "run", "-b", bundle.dir, id);
+      expect(debug).toMatchObject({ code: 0, stderr: "" });
+      const debugLines = logLines().slice(before);
+      expect(debugLines.length).toBeGreaterThan(0);
+      expect(debugLines.every((l) => l.level === "debug")).toBe(true);
+      expect(debugLines.map((l) => l.msg)).toContainEqual(
+        expect.stringMatching(
+          /^ambient capability CAP_[A-Z_]+ is not also permitted and inheritable; not raised$/,
+        ),
+      );
+
+      // A setting accepted but not enforced is still a warning, on stderr and in the log.
+      bundle.config.process!.selinuxLabel = "system_u:system_r:container_t:s0";
+      bundle.save();
+      const before2 = logLines().length;
+      const warned = cli("run", "-b", bundle.dir, id);
+      expect(warned.code).toBe(0);
+      expect(warned.stderr).toContain("magikrun: warning: process.selinuxLabel is ignored");
+      expect(warned.stderr).not.toContain("ambient");
+      expect(logLines().slice(before2)).toEqual([
+        expect.objectContaining({ level: "warning", msg: expect.stringContaining("selinuxLabel") }),
+      ]);
+    } finally {
+      cli("delete", "--force", id);
+      bundle.cleanup();
+    }
+  });
+
   it("run relays the terminal when the config asks for one and no console socket is given", () => {
     const bundle = makeBundle(["sh", "-c", "tty; stty size; exit 6"]);
     const id = uniqueId("tty");

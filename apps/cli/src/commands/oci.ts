@@ -4,15 +4,15 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { posix } from "node:path";
-import { ConsoleProxy, defaultSpec, loadBundle, NativeRuntime, parseSignal } from "@magikrun/runtime-native";
-import {
-  type ContainerState,
-  MagikError,
-  OCI_RUNTIME_SPEC_VERSION,
-  Process,
-  parseJsonWith,
-} from "@magikrun/spec";
-import type { GlobalOptions } from "../cli.ts";
+// Only what every command needs is imported here: config.json validation (zod), the console proxy and the
+// default spec are loaded by the commands that use them, so `start`, `state`, `kill` and `delete` start fast.
+import { NativeRuntime } from "@magikrun/runtime-native/native-runtime";
+import { parseSignal } from "@magikrun/runtime-native/signals";
+import { MagikError } from "@magikrun/spec/errors";
+import { OCI_RUNTIME_SPEC_VERSION } from "@magikrun/spec/runtime";
+import type { Process } from "@magikrun/spec/runtime-config";
+import type { ContainerState } from "@magikrun/spec/state";
+import { type GlobalOptions, logMessage } from "../cli.ts";
 
 interface FlagSpec {
   /** Canonical name the value is stored under. */
@@ -147,7 +147,11 @@ export async function run(command: string, args: string[], globals: GlobalOption
     );
     return 0;
   }
-  const runtime = new NativeRuntime(globals.root ? { root: globals.root } : {});
+  const runtime = new NativeRuntime({
+    ...(globals.root ? { root: globals.root } : {}),
+    onWarning: (m) => logMessage(globals, "warning", m),
+    onDebug: (m) => logMessage(globals, "debug", m),
+  });
   switch (command) {
     case "create":
     case "run":
@@ -195,6 +199,7 @@ export async function run(command: string, args: string[], globals: GlobalOption
           hint: "Remove it first, or choose another --bundle directory.",
         });
       }
+      const { defaultSpec } = await import("@magikrun/runtime-native/default-spec");
       writeFileSync(path, `${JSON.stringify(defaultSpec(), null, 2)}\n`);
       return 0;
     }
@@ -226,13 +231,16 @@ async function createOrRun(runtime: NativeRuntime, command: string, p: Parsed): 
       hint: "Pass data through the bundle or stdio instead.",
     });
   }
+  // Before the schemas are built: zod decides per schema, at construction, whether to compile a parser.
+  (await import("@magikrun/spec/parse")).preferOneShotParsing();
+  const { loadBundle } = await import("@magikrun/runtime-native/bundle");
   const bundle = loadBundle(one(p, "bundle") ?? ".");
   const consoleSocket = one(p, "console-socket");
   const pidFile = one(p, "pid-file");
   // `run` in the foreground with a terminal and no console socket: relay the pty here, as runc does.
   const proxy =
     command === "run" && !has(p, "detach") && !consoleSocket && bundle.config.process?.terminal
-      ? new ConsoleProxy()
+      ? new (await import("@magikrun/runtime-native/console-proxy")).ConsoleProxy()
       : undefined;
   try {
     const socket = proxy?.socketPath ?? (consoleSocket ? posix.resolve(consoleSocket) : undefined);
@@ -291,7 +299,14 @@ async function exec(runtime: NativeRuntime, p: Parsed): Promise<number> {
   const processFile = one(p, "process");
   let proc: Partial<Process> & { args: string[] };
   if (processFile) {
-    const parsed = parseJsonWith(Process, readFileSync(processFile, "utf8"), `process file ${processFile}`);
+    const { parseJsonWith, preferOneShotParsing } = await import("@magikrun/spec/parse");
+    preferOneShotParsing(); // before the schemas are built (see createOrRun)
+    const schemas = await import("@magikrun/spec/runtime-config");
+    const parsed = parseJsonWith(
+      schemas.Process,
+      readFileSync(processFile, "utf8"),
+      `process file ${processFile}`,
+    );
     if (!parsed.args?.length) throw usageError("the process file has no args", { process: processFile });
     proc = { ...parsed, args: parsed.args };
   } else {

@@ -1,6 +1,6 @@
 import { dlopen, FFIType, type Pointer, ptr, read } from "bun:ffi";
 import { closeSync } from "node:fs";
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 
 /** The bpf(2) calls that put a device program on a cgroup v2 directory. */
 

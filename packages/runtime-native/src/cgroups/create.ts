@@ -1,5 +1,6 @@
 import { posix } from "node:path";
-import { MagikError, type Resources } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { Resources } from "@magikrun/spec/runtime-config";
 import { deviceAccessModel, deviceFilterProgram } from "./device-filter.ts";
 import { type CgroupFs, errnoOf, nodeCgroupFs } from "./fs.ts";
 import { CgroupHandle } from "./handle.ts";

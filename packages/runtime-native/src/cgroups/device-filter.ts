@@ -1,4 +1,4 @@
-import type { DeviceCgroupRule } from "@magikrun/spec";
+import type { DeviceCgroupRule } from "@magikrun/spec/runtime-config";
 
 /**
  * cgroup v2 has no devices files: access is decided by a BPF_PROG_TYPE_CGROUP_DEVICE program. The OCI rules

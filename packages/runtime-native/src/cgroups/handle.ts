@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import { type CgroupFs, errnoOf, nodeCgroupFs } from "./fs.ts";
 import { type CgroupStats, readStats } from "./stats.ts";
 

@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import type { CgroupLayout, CgroupMount } from "./layout.ts";
 
 /** Parent of the cgroups of containers whose config has no `linux.cgroupsPath`. */

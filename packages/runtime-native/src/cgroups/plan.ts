@@ -1,4 +1,5 @@
-import { type DeviceCgroupRule, MagikError, type Resources } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { DeviceCgroupRule, Resources } from "@magikrun/spec/runtime-config";
 import type { CgroupLayout } from "./layout.ts";
 import {
   cpusetWrites,

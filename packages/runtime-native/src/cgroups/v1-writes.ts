@@ -1,4 +1,4 @@
-import type { DeviceCgroupRule, Resources } from "@magikrun/spec";
+import type { DeviceCgroupRule, Resources } from "@magikrun/spec/runtime-config";
 import {
   type CgroupWrite,
   checkSwapCoversLimit,

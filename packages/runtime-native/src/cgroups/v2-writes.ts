@@ -1,4 +1,4 @@
-import type { Resources } from "@magikrun/spec";
+import type { Resources } from "@magikrun/spec/runtime-config";
 import { ignoredKernelMemory } from "./v1-writes.ts";
 import {
   type CgroupWrite,

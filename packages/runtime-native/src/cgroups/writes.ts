@@ -1,4 +1,4 @@
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 
 /** One value to write into a control file of the container's cgroup. */
 export interface CgroupWrite {

@@ -1,4 +1,4 @@
-import type { ResolvedLimits } from "@magikrun/spec";
+import type { ResolvedLimits } from "@magikrun/spec/limits";
 import type { StateStore } from "../state-store.ts";
 import type { Syscall } from "../syscall.ts";
 
@@ -9,6 +9,8 @@ export interface RuntimeContext {
   limits: ResolvedLimits;
   /** Receives documented warnings (accepted settings that are not enforced). */
   warn(message: string): void;
+  /** Receives expected, harmless conditions worth a line in the debug log (e.g. an ambient cap not raised). */
+  debug(message: string): void;
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,19 +1,17 @@
 import { mkdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { posix } from "node:path";
-import {
-  type Capabilities,
-  type ContainerState,
-  type CreateOptions,
-  type Device,
-  type DeviceCgroupRule,
-  enforceLimit,
-  MagikError,
-  type NamespaceType,
-  type Resources,
-  type RuntimeConfig,
-  type StdioTarget,
-  validateContainerId,
-} from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import { enforceLimit } from "@magikrun/spec/limits";
+import { type CreateOptions, type StdioTarget, validateContainerId } from "@magikrun/spec/runtime";
+import type {
+  Capabilities,
+  Device,
+  DeviceCgroupRule,
+  NamespaceType,
+  Resources,
+  RuntimeConfig,
+} from "@magikrun/spec/runtime-config";
+import type { ContainerState } from "@magikrun/spec/state";
 import { cgroupLayout, syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { type CgroupHandle, createCgroup } from "../cgroups/index.ts";
 import { runHooks } from "../hooks.ts";
@@ -116,6 +114,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
     isDirectory,
     fifoFd: 0,
     warn: ctx.warn,
+    debug: ctx.debug,
     ...(security.seccomp ? { seccomp: security.seccomp } : {}),
     ...(options.consoleSocket ? { consoleSocket: options.consoleSocket } : {}),
     ...(options.noPivot ? { noPivot: true } : {}),
@@ -124,7 +123,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
   const placeholders = Object.fromEntries(
     (linux.namespaces ?? []).filter((n) => n.path).map((n) => [n.type, 0]),
   );
-  planLaunch({ ...planInputs, joinFds: placeholders, warn: () => {} });
+  planLaunch({ ...planInputs, joinFds: placeholders, warn: () => {}, debug: () => {} });
 
   const { store, sys } = ctx;
   const dir = store.dir(id);

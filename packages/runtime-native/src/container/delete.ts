@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
-import { MagikError, validateContainerId } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import { validateContainerId } from "@magikrun/spec/runtime";
 import { syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { openCgroup } from "../cgroups/index.ts";
 import { runHooks } from "../hooks.ts";

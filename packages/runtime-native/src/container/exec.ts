@@ -1,5 +1,7 @@
 import { read as fsRead, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { type ExecOptions, type ExecResult, type ExitStatus, MagikError, type Process } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { ExecOptions, ExecResult, ExitStatus } from "@magikrun/spec/runtime";
+import type { Process } from "@magikrun/spec/runtime-config";
 import { syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { openCgroup } from "../cgroups/index.ts";
 import { processSecurity } from "../integrations.ts";
@@ -105,6 +107,7 @@ export async function execInContainer(
         lastCap: security.lastCap,
         stdioFds,
         warn: ctx.warn,
+        debug: ctx.debug,
         ...(security.seccomp ? { seccomp: security.seccomp } : {}),
       },
       add,

@@ -1,4 +1,4 @@
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import { syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { openCgroup } from "../cgroups/index.ts";
 import { parseSignal } from "../signals.ts";

@@ -1,4 +1,4 @@
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import { encodePlan, OP, type PlannedOp } from "../plan-encoder.ts";
 import { errnoName, O, type Syscall } from "../syscall.ts";
 import { MSG, StatusReader, stepError } from "./status-pipe.ts";

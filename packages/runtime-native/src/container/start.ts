@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import { runHooks } from "../hooks.ts";
 import { isSameLiveProcess } from "../proc.ts";
 import { errnoName, O } from "../syscall.ts";

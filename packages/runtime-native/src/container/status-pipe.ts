@@ -1,4 +1,4 @@
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import type { PlannedOp } from "../plan-encoder.ts";
 import { errnoName, type Syscall } from "../syscall.ts";
 

@@ -1,4 +1,5 @@
-import { MagikError, type SeccompAction } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { SeccompAction } from "@magikrun/spec/runtime-config";
 
 /** SECCOMP_RET_* base values. */
 export const SECCOMP_RET = {

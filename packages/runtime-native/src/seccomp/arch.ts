@@ -1,4 +1,4 @@
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 import { AARCH64_SYSCALLS } from "./tables/aarch64.ts";
 import { X32_SYSCALLS } from "./tables/x32.ts";
 import { X86_SYSCALLS } from "./tables/x86.ts";

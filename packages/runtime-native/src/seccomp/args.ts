@@ -1,4 +1,5 @@
-import { MagikError, type SeccompArg } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { SeccompArg } from "@magikrun/spec/runtime-config";
 import type { BpfBuilder } from "./bpf.ts";
 
 /** seccomp_data: nr at 0, arch at 4, instruction pointer at 8, then six 64-bit arguments. */

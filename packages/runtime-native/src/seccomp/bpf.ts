@@ -1,4 +1,4 @@
-import { MagikError } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
 
 /** Classic BPF as seccomp runs it: a tiny assembler with labels that keeps every jump within reach. */
 

@@ -1,4 +1,5 @@
-import { MagikError, type Seccomp, type SeccompArg } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { Seccomp, SeccompArg } from "@magikrun/spec/runtime-config";
 import { actionValue, filterFlags, SECCOMP_RET } from "./actions.ts";
 import { AUDIT_ARCH, type NativeArch, type SyscallAbi, selectAbis, X32_SYSCALL_BIT } from "./arch.ts";
 import { emitArgCheck, OFFSET_ARCH, OFFSET_NR } from "./args.ts";

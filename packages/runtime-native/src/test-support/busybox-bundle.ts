@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RuntimeConfig } from "@magikrun/spec";
+import type { RuntimeConfig } from "@magikrun/spec/runtime-config";
 import { defaultSpec } from "../default-spec.ts";
 
 export const BUSYBOX = "/bin/busybox";

@@ -1,6 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import type { ExitStatus, RuntimeConfig } from "@magikrun/spec";
-import { loadBundle, NativeRuntime } from "../native-runtime.ts";
+import type { ExitStatus } from "@magikrun/spec/runtime";
+import type { RuntimeConfig } from "@magikrun/spec/runtime-config";
+import { loadBundle } from "../bundle.ts";
+import { NativeRuntime } from "../native-runtime.ts";
 import { makeBundle, uniqueId } from "./busybox-bundle.ts";
 
 export const isRoot = process.getuid?.() === 0;
