@@ -58,13 +58,13 @@ describe("instrumentModule", () => {
     const afterTen = 1_000_000n - fuelLeft();
     expect((exports.sum as (n: number) => number)(20)).toBe(190);
     const afterThirty = 1_000_000n - fuelLeft();
-    // Loop body: 13 instructions (its end included) per iteration, charged for two iterations at a time
-    // (the loop is small and unrolled once); entry: loop, local.get, end, charged before the first slice.
-    expect(afterTen).toBe(13n * 10n);
+    // Loop body: 13 instructions (its end included) per iteration, charged for four iterations at a time
+    // (the loop is small: four copies of its body); entry: loop, local.get, end, charged before the first slice.
+    expect(afterTen).toBe(13n * 12n);
     expect(afterThirty - afterTen).toBe(3n + 13n * 20n);
   });
 
-  it("charges an unrolled loop per pair of iterations, an odd count as one more, the same every run", async () => {
+  it("charges an unrolled loop per group of iterations, a partial group as a whole, the same every run", async () => {
     const { exports, fuelLeft } = instantiate(await wat(LOOP), 1_000_000n);
     const sum = exports.sum as (n: number) => number;
     const spent = (n: number, expected: number) => {
@@ -75,7 +75,9 @@ describe("instrumentModule", () => {
     spent(2, 1);
     expect(spent(11, 55)).toBe(3n + 13n * 12n);
     expect(spent(11, 55)).toBe(3n + 13n * 12n);
-    expect(spent(1, 0)).toBe(3n + 13n * 2n);
+    expect(spent(1, 0)).toBe(3n + 13n * 4n);
+    expect(spent(4, 6)).toBe(3n + 13n * 4n);
+    expect(spent(5, 10)).toBe(3n + 13n * 8n);
     expect(spent(12, 66)).toBe(3n + 13n * 12n);
   });
 
@@ -97,9 +99,16 @@ describe("instrumentModule", () => {
     expect(before - fuelLeft()).toBe(3n + 14n * 11n + 2n * 11n);
   });
 
-  it("keeps continue, break and return right in both copies of an unrolled loop", async () => {
-    // 28 instructions in the loop's body: under the unrolling bound.
+  it("keeps continue, break and return right in every copy of an unrolled loop", async () => {
+    // 28 instructions in f's loop (two copies), 16 in h's (four copies).
     const source = `(module
+      (func (export "h") (param $n i32) (result i32) (local $i i32)
+        (block $out
+          (loop $l
+            (br_if $l (i32.and (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 1)))
+            (br_if $out (i32.eq (local.get $i) (local.get $n)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 1000)))))
+        (i32.mul (local.get $i) (i32.const 3)))
       (func (export "f") (param $n i32) (result i32) (local $i i32) (local $acc i32)
         (block $out
           (loop $l
@@ -113,11 +122,11 @@ describe("instrumentModule", () => {
     const bytes = await wat(source);
     const plain = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
     const results = (exports: typeof plain) =>
-      [0, 1, 2, 3, 4, 5, 6, 7, 50, 51, 100, 101, 1020, 1021, 5000].map((n) =>
-        (exports.f as (n: number) => number)(n),
+      [0, 1, 2, 3, 4, 5, 6, 7, 50, 51, 100, 101, 1020, 1021, 5000].flatMap((n) =>
+        ["f", "h"].map((name) => (exports[name] as (n: number) => number)(n)),
       );
     const expected = results(plain);
-    expect(new Set(expected).size).toBeGreaterThan(6);
+    expect(new Set(expected).size).toBeGreaterThan(10);
     expect(expected).toContain(-7);
     for (const slice of [1n, 2n, 7n, 1_000_000n])
       expect(results(instantiate(bytes, slice).exports), `slice ${slice}`).toEqual(expected);

@@ -10,7 +10,7 @@ import { FUEL_EXPORT } from "./protocol.ts";
 export const FUEL_IMPORT = { module: "magikrun", name: "refuel" } as const;
 
 /** Bumped whenever the emitted code changes, so cached rewrites from an older version are not reused. */
-export const INSTRUMENTER_VERSION = 2;
+export const INSTRUMENTER_VERSION = 3;
 
 export interface InstrumentOptions {
   /** Upper bound written into every memory's maximum. */

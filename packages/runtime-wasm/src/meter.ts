@@ -121,7 +121,7 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
     let added = 0;
     for (let i = Math.max(frames.length - label, 0); i < frames.length; i++) {
       const frame = frames[i];
-      if (frame !== undefined) added += frame.firstCopy ? 4 : 3;
+      if (frame !== undefined) added += frame.copiesLeft > 0 ? 4 : 3;
     }
     return label + added;
   };
@@ -169,26 +169,28 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
       flush(start);
       const blockType = r.bytes.subarray(start + 1, r.offset);
       const wrapped = blockType.length === 1;
-      const unrolled = blockType[0] === Op.Void && isSmallLeafLoop(r);
+      const copies = blockType[0] === Op.Void ? unrollCopies(r) : 1;
       if (wrapped) w.u8(0x02).bytes(blockType).u8(0x03).u8(Op.Void).u8(0x02).u8(Op.Void);
       flush(r.offset);
-      const cost = costs[nextCheck++]! * (unrolled ? 2 : 1);
-      frames.push(wrapped ? { charge: cost, firstCopy: unrolled, bodyStart: r.offset } : undefined);
+      const cost = costs[nextCheck++]! * copies;
+      frames.push(wrapped ? { charge: cost, copiesLeft: copies - 1, bodyStart: r.offset } : undefined);
       w.u8(Op.LocalGet).u32(fuel);
       if (wrapped) emitLoopHeaderCharge(w, rw, fuel, cost);
       else emitLocalCheck(w, rw, fuel, cost);
-      if (unrolled) w.u8(0x02).u8(Op.Void); // block $next: the first copy's `continue`
+      if (copies > 1) w.u8(0x02).u8(Op.Void); // block $next: the first copy's `continue`
       continue;
     }
     if (instr.kind === InstrKind.Block || instr.kind === InstrKind.Loop) frames.push(undefined);
     else if (instr.kind === InstrKind.End) {
       const frame = frames.pop();
-      if (frame?.firstCopy) {
-        // The first copy falls out of the loop as the original did: out through $exit (past $next, the loop,
-        // $slow and $outer). Then the body again, as the second copy, whose `continue` is the loop's.
+      if (frame !== undefined && frame.copiesLeft > 0) {
+        // A copy but the last falls out of the loop as the original did: out through $exit (past $next, the
+        // loop, $slow and $outer). Then the body again, as the next copy; the last one's `continue` is the loop's.
         flush(start);
         w.u8(Op.Br).u8(4).u8(Op.End);
-        frames.push({ ...frame, firstCopy: false });
+        const copiesLeft = frame.copiesLeft - 1;
+        frames.push({ ...frame, copiesLeft });
+        if (copiesLeft > 0) w.u8(0x02).u8(Op.Void);
         r.offset = frame.bodyStart;
         copied = frame.bodyStart;
         continue;
@@ -208,38 +210,42 @@ function rewriteBody(r: ByteReader, rw: Counting, params: number, sectionOffset:
 }
 
 interface WrappedLoop {
-  /** What its header charges: the static cost of one iteration, of two for an unrolled loop. */
+  /** What its header charges: the static cost of one iteration times the copies of its body. */
   charge: number;
-  /** Unrolled, and the body being emitted is the first of its two copies. */
-  firstCopy: boolean;
+  /** Copies of the body still to emit after the one being emitted (0 when not unrolled). */
+  copiesLeft: number;
   /** Offset of the original body, for emitting it again. */
   bodyStart: number;
 }
 
-/** Loops whose body is at most this many instructions are unrolled once when they qualify. */
-const UNROLL_MAX_INSTRUCTIONS = 32;
+/** Copies of a qualifying loop's body by its size in instructions: [at most, copies], smallest first. */
+const UNROLL: readonly (readonly [number, number])[] = [
+  [16, 4],
+  [32, 2],
+];
 
 /**
- * A loop worth unrolling once: small (the fuel check is a fair share of each iteration), with no nested loop (it
- * has its own check point) and no call (the counter is written back around calls; a call also dwarfs the check).
- * `r` is at the start of the loop's body; it is not moved.
+ * How many copies of a loop's body to emit: more than one for a small loop (the fuel check is a fair share of
+ * each iteration) with no nested loop (it has its own check point) and no call (the counter is written back
+ * around calls; a call also dwarfs the check). `r` is at the start of the loop's body; it is not moved.
  */
-function isSmallLeafLoop(r: ByteReader): boolean {
+function unrollCopies(r: ByteReader): number {
   const scan = new ByteReader(r.bytes, r.offset, r.end);
   const instr = newInstr();
   let depth = 0;
-  for (let n = 0; n <= UNROLL_MAX_INSTRUCTIONS && !scan.done; n++) {
+  const max = UNROLL[UNROLL.length - 1]![0];
+  for (let n = 1; n <= max && !scan.done; n++) {
     readInstruction(scan, instr);
     const op = instr.op;
-    if (instr.kind === InstrKind.Loop) return false;
+    if (instr.kind === InstrKind.Loop) return 1;
     if (op === Op.Call || op === Op.CallIndirect || op === Op.ReturnCall || op === Op.ReturnCallIndirect)
-      return false;
+      return 1;
     // Exception handling is refused elsewhere; never duplicate what this rewriter does not model.
-    if ((op >= 0x06 && op <= 0x09) || op === 0x18 || op === 0x19 || op === 0x1f) return false;
+    if ((op >= 0x06 && op <= 0x09) || op === 0x18 || op === 0x19 || op === 0x1f) return 1;
     if (instr.kind === InstrKind.Block) depth++;
-    else if (instr.kind === InstrKind.End && depth-- === 0) return true;
+    else if (instr.kind === InstrKind.End && depth-- === 0) return UNROLL.find(([most]) => n <= most)![1];
   }
-  return false;
+  return 1;
 }
 
 /** Cost per check point, in code order: [function entry, first loop, second loop, ...]. */
