@@ -1,17 +1,38 @@
 /**
  * `native`: create + start + wait + delete of /bin/true from a busybox bundle, (a) through the TypeScript API
  * in this process and (b) through the CLI (`magikrun run`, one process), against `runc run` of the same bundle.
- * The three are interleaved in one run so that machine noise hits them alike. Also the CLI's peak RSS.
+ * The variants are interleaved in one run, in an order that rotates every round, so that machine noise hits
+ * them alike; medians are reported. Also the CLI's peak RSS, and `bun -e 0` (the floor of any Bun CLI) measured
+ * in the same rounds, so that a loaded machine shows up in the figures.
+ *
+ * The plain CLI is `bun apps/cli/src/main.ts` (what the README uses). The benchmark also builds the CLI with
+ * `bun build --compile --bytecode` into a temp dir and measures it as an extra figure (set
+ * NATIVE_BENCH_COMPILED=0 to skip); nothing else depends on that build.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadBundle, NativeRuntime } from "../packages/runtime-native/src/index.ts";
+import { loadBundle } from "../packages/runtime-native/src/bundle.ts";
+import { NativeRuntime } from "../packages/runtime-native/src/index.ts";
 import { haveBusybox, makeBundle, RUNC } from "../packages/runtime-native/src/test-support/busybox-bundle.ts";
-import { type Benchmark, median, timeMs } from "./lib.ts";
+import { type Benchmark, type Figure, median, timeMs } from "./lib.ts";
 
 const ROUNDS = Number(process.env.NATIVE_BENCH_ROUNDS ?? 15);
 const CLI = new URL("../apps/cli/src/main.ts", import.meta.url).pathname;
+const NATIVE_DIR =
+  process.env.MAGIKRUN_NATIVE_DIR ?? new URL("../packages/runtime-native/native", import.meta.url).pathname;
+
+/** `bun build --compile --bytecode` of the CLI into `dir`; undefined (with the reason on stderr) if it fails. */
+function buildCompiled(dir: string): string | undefined {
+  const out = join(dir, "magikrun");
+  const r = Bun.spawnSync(
+    ["bun", "build", CLI, "--compile", "--bytecode", "--format=esm", "--minify", "--outfile", out],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  if (r.exitCode === 0) return out;
+  console.error(`native bench: the compiled CLI was not built: ${r.stderr.toString().trim()}`);
+  return undefined;
+}
 
 const bench: Benchmark = async () => {
   if (process.getuid?.() !== 0 || !haveBusybox() || !existsSync(RUNC)) {
@@ -22,73 +43,126 @@ const bench: Benchmark = async () => {
   });
   const root = mkdtempSync(join(tmpdir(), "magikrun-bench-"));
   const runcRoot = mkdtempSync(join(tmpdir(), "magikrun-bench-runc-"));
+  const compiled = process.env.NATIVE_BENCH_COMPILED === "0" ? undefined : buildCompiled(root);
   const rt = new NativeRuntime({ root: join(root, "api"), onWarning: () => {} });
-  const api: number[] = [];
-  const cli: number[] = [];
-  const runc: number[] = [];
-  let cliRss = 0;
+  const oci = loadBundle(bundle.dir);
+  const times: Record<string, number[]> = {};
   let n = 0;
-  const quiet = { stdio: ["ignore", "ignore", "inherit"] as ["ignore", "ignore", "inherit"] };
-  try {
-    const oci = loadBundle(bundle.dir);
-    for (let round = -2; round < ROUNDS; round++) {
-      // Two warm-up rounds (page cache, launcher build, JIT), not counted.
-      const a = await timeMs(async () => {
+  // The compiled binary finds the launcher through MAGIKRUN_NATIVE_DIR (its import.meta.url is virtual).
+  const env = { ...process.env, MAGIKRUN_NATIVE_DIR: NATIVE_DIR };
+  const spawn = (name: string, argv: string[]) => {
+    const r = Bun.spawnSync(argv, { stdio: ["ignore", "ignore", "inherit"], env });
+    if (r.exitCode !== 0) throw new Error(`${name} exited ${r.exitCode}`);
+  };
+  const variants: [string, () => Promise<void> | void][] = [
+    [
+      "api",
+      async () => {
         const id = `api-${n++}`;
         await rt.create({ id, bundle: oci, stdio: { stdin: "ignore", stdout: "ignore" } });
         await rt.start(id);
         const exit = await rt.wait(id);
         if (exit.code !== 0) throw new Error(`api container exited ${exit.code}`);
         await rt.delete(id);
-      });
-      let rss = 0;
-      const c = await timeMs(() => {
-        const r = Bun.spawnSync(
-          ["bun", CLI, "--root", join(root, "cli"), "run", "-b", bundle.dir, `cli-${n++}`],
-          quiet,
-        );
-        if (r.exitCode !== 0) throw new Error(`magikrun run exited ${r.exitCode}`);
-        rss = r.resourceUsage.maxRSS;
-      });
-      const r = await timeMs(() => {
-        const res = Bun.spawnSync(
-          [RUNC, "--root", runcRoot, "run", "--bundle", bundle.dir, `runc-${n++}`],
-          quiet,
-        );
-        if (res.exitCode !== 0) throw new Error(`runc run exited ${res.exitCode}`);
-      });
-      if (round < 0) continue;
-      api.push(a);
-      cli.push(c);
-      runc.push(r);
-      cliRss = Math.max(cliRss, rss);
+      },
+    ],
+    [
+      "cli",
+      () => spawn("cli", ["bun", CLI, "--root", join(root, "cli"), "run", "-b", bundle.dir, `cli-${n++}`]),
+    ],
+    ...(compiled
+      ? [
+          [
+            "compiled",
+            () =>
+              spawn("compiled", [
+                compiled,
+                "--root",
+                join(root, "cli"),
+                "run",
+                "-b",
+                bundle.dir,
+                `bin-${n++}`,
+              ]),
+          ] as [string, () => void],
+        ]
+      : []),
+    ["runc", () => spawn("runc", [RUNC, "--root", runcRoot, "run", "--bundle", bundle.dir, `runc-${n++}`])],
+    ["bun", () => spawn("bun", ["bun", "-e", "0"])],
+  ];
+  for (const [name] of variants) times[name] = [];
+  // Peak RSS from GNU time's %M (wait4 of that one child): Bun's resourceUsage.maxRSS is the maximum over all
+  // the children reaped so far (RUSAGE_CHILDREN-like), so it cannot tell runc from the CLI.
+  const rss: Record<string, number> = {};
+  const measureRss = (name: string, argv: string[]) => {
+    if (!existsSync("/usr/bin/time")) return;
+    for (let i = 0; i < 3; i++) {
+      const r = Bun.spawnSync(
+        ["/usr/bin/time", "-f", "%M", ...argv.map((a) => a.replace("{}", `rss-${n++}`))],
+        {
+          stdio: ["ignore", "ignore", "pipe"],
+          env,
+        },
+      );
+      const kib = Number(r.stderr.toString().trim().split("\n").at(-1));
+      if (r.exitCode === 0 && kib > 0) rss[name] = Math.max(rss[name] ?? 0, kib * 1024);
     }
+  };
+  try {
+    for (let round = -2; round < ROUNDS; round++) {
+      // Two warm-up rounds (page cache, launcher build, JIT), not counted.
+      const k = ((round % variants.length) + variants.length) % variants.length;
+      for (const [name, fn] of [...variants.slice(k), ...variants.slice(0, k)]) {
+        const ms = await timeMs(fn);
+        if (round >= 0) times[name]!.push(ms);
+      }
+    }
+    measureRss("cli", ["bun", CLI, "--root", join(root, "cli"), "run", "-b", bundle.dir, "{}"]);
+    if (compiled)
+      measureRss("compiled", [compiled, "--root", join(root, "cli"), "run", "-b", bundle.dir, "{}"]);
+    measureRss("runc", [RUNC, "--root", runcRoot, "run", "--bundle", bundle.dir, "{}"]);
   } finally {
     bundle.cleanup();
     rmSync(root, { recursive: true, force: true });
     rmSync(runcRoot, { recursive: true, force: true });
   }
-  const reference = { name: "runc run", value: median(runc) };
+  const reference = { name: "runc run", value: median(times.runc!) };
+  const mib = (bytes: number | undefined) => (bytes ?? 0) / 1024 / 1024;
+  const figures: Figure[] = [
+    {
+      name: "API (NativeRuntime, in process)",
+      value: median(times.api!),
+      unit: "ms",
+      reference,
+      target: { ratio: 0.1, better: "lower" },
+    },
+    {
+      name: "CLI (bun apps/cli/src/main.ts run)",
+      value: median(times.cli!),
+      unit: "ms",
+      reference,
+      target: { ratio: 0.5, better: "lower" },
+    },
+  ];
+  if (times.compiled?.length) {
+    figures.push({
+      name: "CLI compiled (bun build --compile --bytecode)",
+      value: median(times.compiled),
+      unit: "ms",
+      reference,
+      target: { ratio: 0.5, better: "lower" },
+    });
+  }
+  figures.push(
+    { name: "runc run", value: median(times.runc!), unit: "ms" },
+    { name: "bun -e 0 (floor of a Bun CLI)", value: median(times.bun!), unit: "ms", reference },
+  );
+  if (rss.cli) figures.push({ name: "CLI peak RSS (magikrun run)", value: mib(rss.cli), unit: "MiB" });
+  if (rss.compiled) figures.push({ name: "CLI compiled peak RSS", value: mib(rss.compiled), unit: "MiB" });
+  if (rss.runc) figures.push({ name: "runc run peak RSS", value: mib(rss.runc), unit: "MiB" });
   return {
-    title: `native: create+start+wait+delete of /bin/true (busybox bundle), medians of ${ROUNDS} interleaved rounds`,
-    figures: [
-      {
-        name: "API (NativeRuntime, in process)",
-        value: median(api),
-        unit: "ms",
-        reference,
-        target: { ratio: 0.1, better: "lower" },
-      },
-      {
-        name: "CLI (magikrun run)",
-        value: median(cli),
-        unit: "ms",
-        reference,
-        target: { ratio: 0.5, better: "lower" },
-      },
-      { name: "runc run", value: median(runc), unit: "ms" },
-      { name: "CLI peak RSS (magikrun run)", value: cliRss / 1024 / 1024, unit: "MiB" },
-    ],
+    title: `native: create+start+wait+delete of /bin/true (busybox bundle), medians of ${ROUNDS} rounds, order rotating`,
+    figures,
   };
 };
 
