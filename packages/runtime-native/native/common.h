@@ -34,19 +34,23 @@ enum op {
   OP_BIND_ROOTFS, OP_MOUNT, OP_MKNOD, OP_SYMLINK, OP_PIVOT, OP_MASK, OP_READONLY, OP_REMOUNT_ROOT_RO,
   OP_WRITE_FILE, OP_RLIMIT, OP_CONSOLE_CONNECT, OP_CONSOLE, OP_CHDIR, OP_CAPS_BOUNDING, OP_KEEPCAPS,
   OP_SETGROUPS, OP_SETRESGID, OP_SETRESUID, OP_UMASK, OP_FIND_EXEC, OP_FIFO_WAIT, OP_CAPSET, OP_AMBIENT,
-  OP_NNP, OP_SECCOMP, OP_EXEC, OP_STDIO, OP_UNUSED_34, OP_SETSID, OP_READY
+  OP_NNP, OP_SECCOMP, OP_EXEC, OP_STDIO, OP_UNUSED_34, OP_SETSID, OP_READY,
+  /* run by the reaper before it clones (leading records only), see reaper_prelude */
+  OP_REAPER_TIMENS, OP_REAPER_SETNS,
+  OP_HOOKS_SYNC, OP_HOOK
 };
 
 #define MAX_STRS 1024
 #define MAX_ARGS 510
 
-enum { MSG_PID = 1, MSG_ERROR = 2, MSG_READY = 3 };
+enum { MSG_PID = 1, MSG_ERROR = 2, MSG_READY = 3, MSG_HOOKS = 4 };
 struct msg { int32_t kind, index, err, value; };
 
 struct rec { uint32_t op, nints, nstrs; const int64_t *ints; const char *strs[MAX_STRS]; };
 
 struct ctx {
   int status_fd, sync_fd, root_fd, console_sock, user_ns;
+  int fail_value; /* reported instead of the op number when set (a hook's exit status) */
   const char *rootfs;
   char exec_path[4096];
 };

@@ -15,23 +15,23 @@
 #include "paths.c"
 #include "ops.c"
 
-struct child_args { const uint8_t *plan; size_t len; int status_fd, sync_fd, user_ns; };
+struct child_args { const uint8_t *plan; size_t len; int status_fd, sync_fd, user_ns, first_index; };
 
 static int container_main(void *arg) {
   struct child_args *ca = arg;
   struct ctx c = {.status_fd = ca->status_fd, .sync_fd = ca->sync_fd, .root_fd = -1,
-                  .console_sock = -1, .user_ns = ca->user_ns};
+                  .console_sock = -1, .user_ns = ca->user_ns, .fail_value = -1};
   c.exec_path[0] = 0;
   /* Until execve the process image is the runtime's: /proc/<pid>/exe and mem must not be reachable. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   const uint8_t *p = ca->plan, *end = ca->plan + ca->len;
   struct rec r;
-  int index = 0;
+  int index = ca->first_index;
   while ((p = next_rec(p, end, &r)) != NULL) {
     if (run_op(&c, &r) < 0) {
       int e = errno;
-      send_msg(c.status_fd, MSG_ERROR, index, e, (int)r.op);
+      send_msg(c.status_fd, MSG_ERROR, index, e, c.fail_value >= 0 ? c.fail_value : (int)r.op);
       /* After start nobody reads the status pipe: say it where the user looks, like a shell would. The
        * record's last string is the step's label. */
       char num[16];
@@ -39,7 +39,12 @@ static int container_main(void *arg) {
       const char *label = r.nstrs ? r.strs[r.nstrs - 1] : "setup";
       write_all(2, "magikrun: ", 10);
       write_all(2, label, strlen(label));
-      write_all(2, ": errno ", 8);
+      if (c.fail_value >= 0) {
+        fmt_int(num, c.fail_value);
+        write_all(2, ": exit status ", 14);
+      } else {
+        write_all(2, ": errno ", 8);
+      }
       write_all(2, num, strlen(num));
       write_all(2, "\n", 1);
       _exit(e == ENOENT ? 127 : 126);
@@ -51,6 +56,46 @@ static int container_main(void *arg) {
   return 126; /* not reached; TinyCC cannot tell */
 }
 
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+/*
+ * Operations the reaper runs before it clones, so that the container is born in the right time namespace:
+ * the kernel refuses CLONE_VM across time namespaces and applies offsets only before anyone entered.
+ * OP_REAPER_TIMENS (ints: monotonic secs, nsecs, boottime secs, nsecs): unshare a time namespace for the
+ * children, write its offsets, and enter it too (so CLONE_VM stays allowed).
+ * OP_REAPER_SETNS (ints: fd, nstype): join a namespace (time: by path, or the container's for exec).
+ */
+static int reaper_op(const struct rec *r) {
+  if (r->op == OP_REAPER_SETNS) return setns((int)r->ints[0], (int)r->ints[1]);
+  if (unshare(CLONE_NEWTIME) < 0) return -1;
+  char buf[160], num[24];
+  buf[0] = 0;
+  for (int clock = 0; clock < 2; clock++) {
+    strcat(buf, clock ? "7 " : "1 "); /* CLOCK_MONOTONIC, CLOCK_BOOTTIME */
+    fmt_int(num, (long)r->ints[2 * clock]);
+    strcat(buf, num);
+    strcat(buf, " ");
+    fmt_int(num, (long)r->ints[2 * clock + 1]);
+    strcat(buf, num);
+    strcat(buf, "\n");
+  }
+  int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int rc = write_all(fd, buf, strlen(buf));
+  int e = errno;
+  close(fd);
+  if (rc < 0) { errno = e; return -1; }
+  fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  rc = setns(fd, CLONE_NEWTIME);
+  e = errno;
+  close(fd);
+  errno = e;
+  return rc;
+}
 
 /* The reaper's whole life: wait for the container, write "<code> <signal>" to <state>/exit, exit. */
 static void reap(int pid, int state_dir_fd) {
@@ -94,11 +139,24 @@ static void reaper_main(const uint8_t *plan, size_t len, int64_t clone_flags, co
     send_msg(fds[0], MSG_ERROR, -1, errno, OP_SETNS);
     _exit(1);
   }
+  /* Leading reaper records; the container runs the rest and numbers its steps after them. */
+  const uint8_t *rest = plan, *end = plan + len, *p;
+  struct rec r;
+  int first = 0;
+  while ((p = next_rec(rest, end, &r)) != NULL && (r.op == OP_REAPER_TIMENS || r.op == OP_REAPER_SETNS)) {
+    if (reaper_op(&r) < 0) {
+      send_msg(fds[0], MSG_ERROR, first, errno, (int)r.op);
+      _exit(1);
+    }
+    rest = p;
+    first++;
+  }
   size_t stack_size = 256 * 1024;
   void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) { send_msg(fds[0], MSG_ERROR, -1, errno, 0); _exit(1); }
   static struct child_args ca;
-  ca.plan = plan; ca.len = len; ca.status_fd = fds[0]; ca.sync_fd = fds[1]; ca.user_ns = user_ns;
+  ca.plan = rest; ca.len = len - (size_t)(rest - plan); ca.status_fd = fds[0]; ca.sync_fd = fds[1];
+  ca.user_ns = user_ns; ca.first_index = first;
   int child = clone(container_main, (char *)stack + stack_size, CLONE_VM | (int)clone_flags | SIGCHLD, &ca);
   if (child < 0) { send_msg(fds[0], MSG_ERROR, -1, errno, 0); _exit(1); }
   send_msg(fds[0], MSG_PID, 0, 0, child);

@@ -57,18 +57,81 @@ static int find_exec(struct ctx *c, const char *arg0, const char *path_env) {
   return -1;
 }
 
+static int read_sync(struct ctx *c) {
+  char b;
+  ssize_t n;
+  do n = read(c->sync_fd, &b, 1); while (n < 0 && errno == EINTR);
+  if (n != 1) { errno = n == 0 ? EPIPE : errno; return -1; }
+  return 0;
+}
+
+/*
+ * A createContainer/startContainer hook, run from the container's process so that it is in the container's
+ * namespaces (and, before pivot_root, sees the host's tree in the container's mount namespace).
+ * ints: state fd (the state JSON, read from offset 0), timeout ms (0: none), argc, envc; strs: path, argv, env.
+ * The hook gets the state on stdin, stdout and stderr on the container process's stderr, no other fd.
+ * Failure: ETIMEDOUT (killed at the timeout) or ECHILD with the exit status in c->fail_value.
+ */
+static int run_hook(struct ctx *c, struct rec *r) {
+  const int64_t *a = r->ints;
+  int argc = (int)a[2], envc = (int)a[3];
+  if (argc > MAX_ARGS || envc > MAX_ARGS) { errno = E2BIG; return -1; }
+  char *argv[MAX_ARGS + 1], *envp[MAX_ARGS + 1];
+  for (int i = 0; i < argc; i++) argv[i] = (char *)r->strs[1 + i];
+  argv[argc] = NULL;
+  for (int i = 0; i < envc; i++) envp[i] = (char *)r->strs[1 + argc + i];
+  envp[envc] = NULL;
+  if (lseek((int)a[0], 0, SEEK_SET) < 0) return -1;
+  /* raw fork: glibc's fork would touch the thread descriptor this process shares with the reaper */
+  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (dup2((int)a[0], 0) < 0 || dup2(2, 1) < 0) _exit(126);
+    syscall(SYS_close_range, 3, ~0u, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < 65; sig++) syscall(SYS_rt_sigaction, sig, &sa, NULL, 8);
+    sigset_t none;
+    sigemptyset(&none);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+    execve(r->strs[0], argv, envp);
+    _exit(127);
+  }
+  int pidfd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
+  if (pidfd >= 0) {
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    int n;
+    do n = poll(&p, 1, a[1] > 0 ? (int)a[1] : -1); while (n < 0 && errno == EINTR);
+    close(pidfd);
+    if (n == 0) {
+      kill((int)pid, SIGKILL);
+      waitpid((int)pid, NULL, __WALL);
+      errno = ETIMEDOUT;
+      return -1;
+    }
+  }
+  int status = 0;
+  long w;
+  do w = waitpid((int)pid, &status, __WALL); while (w < 0 && errno == EINTR);
+  if (w < 0) return -1;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+  c->fail_value = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  errno = ECHILD;
+  return -1;
+}
+
 static int run_op(struct ctx *c, struct rec *r) {
   const int64_t *a = r->ints;
   const char **s = r->strs;
   switch (r->op) {
   case OP_SETNS: return setns((int)a[0], (int)a[1]);
-  case OP_SYNC_WAIT: {
-    char b;
-    ssize_t n;
-    do n = read(c->sync_fd, &b, 1); while (n < 0 && errno == EINTR);
-    if (n != 1) { errno = n == 0 ? EPIPE : errno; return -1; }
-    return 0;
-  }
+  case OP_SYNC_WAIT: return read_sync(c);
+  case OP_HOOKS_SYNC: /* the runtime runs prestart and createRuntime hooks now, then writes one byte */
+    send_msg(c->status_fd, MSG_HOOKS, 0, 0, 0);
+    return read_sync(c);
+  case OP_HOOK: return run_hook(c, r);
   case OP_UNSHARE: return unshare((int)a[0]);
   case OP_SETHOSTNAME: return sethostname(s[0], strlen(s[0]));
   case OP_SETDOMAINNAME: return setdomainname(s[0], strlen(s[0]));

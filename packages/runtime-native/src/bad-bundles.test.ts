@@ -97,9 +97,13 @@ describe.skipIf(skip !== "")(`bad bundles${skip ? ` (skipped: ${skip})` : ""}`, 
     }));
 
   it("unsupported settings are refused, not ignored", async () => {
-    await createFails((c) => c.linux!.namespaces!.push({ type: "time" }), {
+    await createFails((c) => (c.process!.scheduler = { policy: "SCHED_FIFO" }), {
       code: "NotSupported",
-      details: { namespace: "time" },
+      details: { field: "process.scheduler" },
+    });
+    await createFails((c) => (c.linux!.timeOffsets = { monotonic: { secs: 1 } }), {
+      code: "InvalidBundle",
+      details: { field: "linux.timeOffsets" },
     });
     await createFails(
       (c) => c.mounts!.push({ destination: "/t", type: "tmpfs", source: "t", options: ["tmpcopyup"] }),

@@ -2,7 +2,7 @@
 import { isMagikError, type RuntimeConfig } from "@magikrun/spec";
 import { describe, expect, it } from "vitest";
 import { defaultSpec } from "./default-spec.ts";
-import { CLONE_NS, type PlanInputs, planLaunch } from "./launch-plan.ts";
+import { CLONE_NEWTIME, CLONE_NS, type PlanInputs, planLaunch } from "./launch-plan.ts";
 import { MS } from "./mount-options.ts";
 import { encodePlan, OP, type PlannedOp } from "./plan-encoder.ts";
 
@@ -36,6 +36,77 @@ function refused(fn: () => unknown): { code: string; details: Record<string, unk
 }
 
 describe("planLaunch", () => {
+  it("creates a time namespace in the reaper with its offsets, as the plan's first record", () => {
+    const plan = planLaunch(
+      inputs((c) => {
+        c.linux!.namespaces!.push({ type: "time" });
+        c.linux!.timeOffsets = { boottime: { secs: -60, nanosecs: 5 }, monotonic: { secs: 86400 } };
+      }),
+    );
+    expect(plan.ops[0]).toMatchObject({ op: OP.REAPER_TIMENS, ints: [86400n, 0n, -60n, 5n] });
+    expect(plan.ops.filter((o) => o.op === OP.REAPER_TIMENS)).toHaveLength(1);
+    expect(plan.cloneFlags & CLONE_NEWTIME).toBe(0); // clone(2) cannot create one
+    expect(plan.newNamespaces).toContain("time");
+    const joined = planLaunch(
+      inputs((c) => c.linux!.namespaces!.push({ type: "time", path: "/proc/1/ns/time" }), {
+        joinFds: { time: 14 },
+      }),
+    );
+    expect(joined.ops[0]).toMatchObject({ op: OP.REAPER_SETNS, ints: [14n, BigInt(CLONE_NEWTIME)] });
+    // offsets apply only to a namespace nobody entered yet: not with a joined one, nor an unknown clock
+    for (const edit of [
+      (c: RuntimeConfig) => {
+        c.linux!.namespaces!.push({ type: "time", path: "/proc/1/ns/time" });
+        c.linux!.timeOffsets = { monotonic: { secs: 1 } };
+      },
+      (c: RuntimeConfig) => {
+        c.linux!.namespaces!.push({ type: "time" });
+        c.linux!.timeOffsets = { realtime: { secs: 1 } };
+      },
+      (c: RuntimeConfig) => {
+        c.linux!.namespaces!.push({ type: "time" });
+        c.linux!.timeOffsets = { monotonic: { nanosecs: 1_000_000_000 } };
+      },
+    ]) {
+      expect(refused(() => planLaunch(inputs(edit, { joinFds: { time: 14 } }))).code).toBe("InvalidBundle");
+    }
+  });
+
+  it("runs createContainer hooks after the mounts and before pivot_root, startContainer after the fifo", () => {
+    const hook = { path: "/bin/hook", args: ["hook", "a"], env: ["X=1"], timeout: 3 };
+    const ops = planLaunch(
+      inputs(
+        (c) => {
+          c.process!.noNewPrivileges = true;
+          c.linux!.seccomp = { defaultAction: "SCMP_ACT_ALLOW" };
+        },
+        {
+          hookSync: true,
+          createContainerHooks: { hooks: [hook], stateFd: 21 },
+          startContainerHooks: { hooks: [{ path: "/x" }], stateFd: 22 },
+          seccomp: { program: new Uint8Array(8), flags: 0 },
+        },
+      ),
+    ).ops;
+    const create = index(ops, OP.HOOK);
+    const start = index(ops, OP.HOOK, create + 1);
+    expect(ops[create]).toMatchObject({
+      label: "createContainer hook 0 (/bin/hook)",
+      ints: [21n, 3000n, 2n, 1n],
+      strs: ["/bin/hook", "hook", "a", "X=1"],
+    });
+    expect(ops[start]).toMatchObject({ ints: [22n, 0n, 1n, 0n], strs: ["/x", "/x"] });
+    expect(lastIndex(ops, OP.MOUNT)).toBeLessThan(index(ops, OP.HOOKS_SYNC));
+    expect(index(ops, OP.HOOKS_SYNC)).toBeLessThan(create);
+    expect(create).toBeLessThan(index(ops, OP.PIVOT));
+    // as runc: after the fifo and the identity change, with no_new_privs, before the seccomp filter
+    for (const before of [OP.FIFO_WAIT, OP.SETRESUID, OP.CAPSET, OP.NNP]) {
+      expect(index(ops, before)).toBeLessThan(start);
+    }
+    expect(start).toBeLessThan(index(ops, OP.SECCOMP));
+    expect(index(planLaunch(inputs()).ops, OP.HOOKS_SYNC)).toBe(-1);
+  });
+
   it("turns new namespaces into clone flags and joined ones into setns, user first", () => {
     const plan = planLaunch(
       inputs(
@@ -141,9 +212,9 @@ describe("planLaunch", () => {
   });
 
   it("refuses configs it cannot honour, naming the field", () => {
-    expect(refused(() => planLaunch(inputs((c) => c.linux!.namespaces!.push({ type: "time" })))).code).toBe(
-      "NotSupported",
-    );
+    expect(
+      refused(() => planLaunch(inputs((c) => (c.linux!.timeOffsets = { monotonic: { secs: 5 } })))),
+    ).toMatchObject({ code: "InvalidBundle", details: { field: "linux.timeOffsets" } });
     expect(
       refused(() =>
         planLaunch(

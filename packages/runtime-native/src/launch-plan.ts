@@ -1,6 +1,13 @@
 import { posix } from "node:path";
 import { MagikError } from "@magikrun/spec/errors";
-import type { Mount, NamespaceType, Process, RuntimeConfig } from "@magikrun/spec/runtime-config";
+import type {
+  Hook,
+  Linux,
+  Mount,
+  NamespaceType,
+  Process,
+  RuntimeConfig,
+} from "@magikrun/spec/runtime-config";
 import { MS, parseMountOptions } from "./mount-options.ts";
 import { OP, type PlannedOp } from "./plan-encoder.ts";
 
@@ -14,6 +21,15 @@ export const CLONE_NS: Record<Exclude<NamespaceType, "time">, number> = {
   network: 0x40000000,
   cgroup: 0x02000000,
 };
+
+/** setns/unshare flag of a time namespace (clone(2) cannot create one: the reaper does, see launcher.c). */
+export const CLONE_NEWTIME = 0x00000080;
+
+/** Hooks the container's process runs itself, with the state JSON readable from `stateFd` (offset 0). */
+export interface HookPlan {
+  hooks: readonly Hook[];
+  stateFd: number;
+}
 
 const RLIMITS: Record<string, number> = {
   RLIMIT_CPU: 0,
@@ -86,6 +102,12 @@ export interface PlanInputs {
   isDirectory(hostPath: string): boolean;
   /** Host cgroup v1/v2 mounts to expose for `type: cgroup` mounts: name → host directory of this container. */
   cgroupBinds?: { name: string; hostPath: string }[];
+  /** Stop after the mounts (MSG_HOOKS) until the runtime has run the prestart and createRuntime hooks. */
+  hookSync?: boolean;
+  /** Run in the container's namespaces after the mounts, before pivot_root (paths resolve on the host). */
+  createContainerHooks?: HookPlan;
+  /** Run in the container after start released it, before its program (paths resolve in the container). */
+  startContainerHooks?: HookPlan;
 }
 
 export interface LaunchPlan {
@@ -122,10 +144,15 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
     if (seen.has(ns.type)) throw invalid(`namespace ${ns.type} is listed twice`, { namespace: ns.type });
     seen.add(ns.type);
     if (ns.type === "time") {
-      throw new MagikError("NotSupported", "time namespaces are not supported by the native runtime", {
-        details: { namespace: "time" },
-        hint: "Remove the time namespace from linux.namespaces.",
-      });
+      // The reaper enters (or creates) it before the clone: these records must lead the plan.
+      if (ns.path) {
+        const fd = inputs.joinFds.time;
+        if (fd === undefined) throw invalid("namespace path for time was not opened", { path: ns.path });
+        add(OP.REAPER_SETNS, `join time namespace ${ns.path}`, [fd, CLONE_NEWTIME]);
+      } else {
+        newNamespaces.push("time");
+      }
+      continue;
     }
     if (ns.path) {
       const fd = inputs.joinFds[ns.type];
@@ -137,6 +164,7 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
     cloneFlags |= CLONE_NS[ns.type];
     newNamespaces.push(ns.type);
   }
+  planTimeOffsets(linux.timeOffsets, newNamespaces.includes("time"), add);
   const userNs = newNamespaces.includes("user");
   const joinOrder = (linux.namespaces ?? []).filter((ns) => ns.path && ns.type !== "pid");
   joinOrder.sort((a, b) => Number(b.type === "user") - Number(a.type === "user"));
@@ -181,6 +209,8 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
   add(OP.BIND_ROOTFS, `bind rootfs ${inputs.rootfs}`, [], [inputs.rootfs]);
   for (const mount of config.mounts ?? []) planMount(mount, inputs, add);
   planDevices(inputs, userNs, add);
+  if (inputs.hookSync) add(OP.HOOKS_SYNC, "wait for the prestart and createRuntime hooks");
+  planHooks("createContainer", inputs.createContainerHooks, add);
   if (proc.terminal) {
     if (!inputs.consoleSocket) {
       throw new MagikError("InvalidInput", "process.terminal is true but no console socket was given", {
@@ -218,7 +248,7 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
 
 export type ProcessPlanInputs = Pick<
   PlanInputs,
-  "fifoFd" | "stdioFds" | "capabilityMask" | "lastCap" | "seccomp" | "warn" | "debug"
+  "fifoFd" | "stdioFds" | "capabilityMask" | "lastCap" | "seccomp" | "warn" | "debug" | "startContainerHooks"
 >;
 
 /** The process part, shared by create and exec: limits, stdio, identity, capabilities, seccomp, execve. */
@@ -276,10 +306,11 @@ export function planProcess(proc: Process, inputs: ProcessPlanInputs, add: Add, 
     return usable;
   });
   add(OP.AMBIENT, "set ambient capabilities", [mask(ambient)]);
-  if (proc.noNewPrivileges) {
-    add(OP.NNP, "set no_new_privs");
-    seccompOp();
-  }
+  // As runc: startContainer hooks run with the process's identity, capabilities and no_new_privs, before a
+  // no_new_privs seccomp filter (installed as late as possible).
+  if (proc.noNewPrivileges) add(OP.NNP, "set no_new_privs");
+  planHooks("startContainer", inputs.startContainerHooks, add);
+  if (proc.noNewPrivileges) seccompOp();
   if (proc.args.length > MAX_EXEC_STRINGS || env.length > MAX_EXEC_STRINGS) {
     throw invalid(`process.args and process.env are limited to ${MAX_EXEC_STRINGS} entries each`, {
       args: proc.args.length,
@@ -287,6 +318,55 @@ export function planProcess(proc: Process, inputs: ProcessPlanInputs, add: Add, 
     });
   }
   add(OP.EXEC, `execute ${program}`, [proc.args.length, env.length], [...proc.args, ...env]);
+}
+
+/** The longest hook timeout the launcher's poll can take (ms in an int). */
+const MAX_HOOK_TIMEOUT_MS = 2 ** 31 - 1;
+
+function planHooks(phase: "createContainer" | "startContainer", plan: HookPlan | undefined, add: Add): void {
+  for (const [index, hook] of (plan?.hooks ?? []).entries()) {
+    if (!hook.path.startsWith("/")) throw invalid(`${phase} hook path must be absolute`, { path: hook.path });
+    const argv = hook.args?.length ? hook.args : [hook.path];
+    const env = hook.env ?? [];
+    if (argv.length > MAX_EXEC_STRINGS || env.length > MAX_EXEC_STRINGS) {
+      throw invalid(`hook args and env are limited to ${MAX_EXEC_STRINGS} entries each`, { path: hook.path });
+    }
+    const timeoutMs = hook.timeout ? Math.min(hook.timeout * 1000, MAX_HOOK_TIMEOUT_MS) : 0;
+    add(
+      OP.HOOK,
+      `${phase} hook ${index} (${hook.path})`,
+      [plan!.stateFd, timeoutMs, argv.length, env.length],
+      [hook.path, ...argv, ...env],
+    );
+  }
+}
+
+const NSEC_PER_SEC = 1_000_000_000;
+
+/** linux.timeOffsets: only for a new time namespace (offsets apply before any process enters it). */
+function planTimeOffsets(offsets: Linux["timeOffsets"], newTimeNs: boolean, add: Add): void {
+  const entries = Object.entries(offsets ?? {});
+  if (entries.length && !newTimeNs) {
+    throw invalid("linux.timeOffsets needs a new time namespace in linux.namespaces", {
+      field: "linux.timeOffsets",
+    });
+  }
+  if (!newTimeNs) return;
+  const values = { monotonic: [0n, 0n], boottime: [0n, 0n] };
+  for (const [clock, offset] of entries) {
+    if (clock !== "monotonic" && clock !== "boottime") {
+      throw invalid(`linux.timeOffsets: unknown clock ${clock}`, { clock }, "Use monotonic or boottime.");
+    }
+    const nanosecs = offset.nanosecs ?? 0;
+    if (nanosecs >= NSEC_PER_SEC) {
+      throw invalid(`linux.timeOffsets.${clock}.nanosecs must be below 10^9`, { clock, nanosecs });
+    }
+    values[clock] = [BigInt(offset.secs ?? 0), BigInt(nanosecs)];
+  }
+  add(OP.REAPER_TIMENS, "create the time namespace and write its offsets", [
+    ...values.monotonic,
+    ...values.boottime,
+  ]);
 }
 
 function absolute(path: string, field: string): string {

@@ -39,6 +39,13 @@ export const OP = {
   /** 34 was OPEN_FIFO_DIR, kept unused so the numbering stays in step with launcher.c. */
   SETSID: 35,
   READY: 36,
+  /** Run by the reaper before it clones the container; only as the plan's leading records. */
+  REAPER_TIMENS: 37,
+  REAPER_SETNS: 38,
+  /** Report MSG_HOOKS and wait for one more byte on the sync pipe (prestart/createRuntime hooks run then). */
+  HOOKS_SYNC: 39,
+  /** Run a createContainer/startContainer hook from the container's process. */
+  HOOK: 40,
 } as const;
 export type OpCode = (typeof OP)[keyof typeof OP];
 

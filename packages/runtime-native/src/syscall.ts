@@ -79,6 +79,9 @@ export const ERRNO_NAMES: Record<number, string> = {
   18: "EXDEV",
   19: "ENODEV",
   7: "E2BIG",
+  10: "ECHILD",
+  34: "ERANGE",
+  87: "EUSERS",
   8: "ENOEXEC",
 };
 

@@ -27,7 +27,6 @@ describe("checkUnsupported", () => {
       [(c) => (c.process!.scheduler = { policy: "SCHED_FIFO" }), "process.scheduler"],
       [(c) => (c.process!.ioPriority = { class: "IOPRIO_CLASS_RT", priority: 1 }), "process.ioPriority"],
       [(c) => (c.linux!.personality = { domain: "LINUX32" }), "linux.personality"],
-      [(c) => (c.linux!.timeOffsets = { monotonic: { secs: 1 } }), "linux.timeOffsets"],
     ];
     for (const [edit, field] of cases) {
       const config = defaultSpec();

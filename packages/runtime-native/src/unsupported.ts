@@ -18,7 +18,6 @@ export function checkUnsupported(config: RuntimeConfig, warn: (message: string) 
     ["process.scheduler", proc?.scheduler],
     ["process.execCPUAffinity", proc?.execCPUAffinity],
     ["linux.intelRdt", linux?.intelRdt],
-    ["linux.timeOffsets", linux?.timeOffsets],
     [
       "linux.personality",
       linux?.personality && linux.personality.domain !== "LINUX" ? linux.personality : undefined,

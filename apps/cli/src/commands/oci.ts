@@ -389,7 +389,7 @@ function features(): unknown {
       "runbindable",
     ],
     linux: {
-      namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+      namespaces: ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
       seccomp: { enabled: true },
       apparmor: { enabled: false },

@@ -2,7 +2,12 @@ import { mkdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } 
 import { posix } from "node:path";
 import { MagikError } from "@magikrun/spec/errors";
 import { enforceLimit } from "@magikrun/spec/limits";
-import { type CreateOptions, type StdioTarget, validateContainerId } from "@magikrun/spec/runtime";
+import {
+  type CreateOptions,
+  OCI_RUNTIME_SPEC_VERSION,
+  type StdioTarget,
+  validateContainerId,
+} from "@magikrun/spec/runtime";
 import type {
   Capabilities,
   Device,
@@ -118,12 +123,29 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
     ...(security.seccomp ? { seccomp: security.seccomp } : {}),
     ...(options.consoleSocket ? { consoleSocket: options.consoleSocket } : {}),
     ...(options.noPivot ? { noPivot: true } : {}),
+    // prestart and createRuntime run here at the plan's HOOKS_SYNC step; createContainer and startContainer
+    // are run by the container's process itself (in its namespaces), with the state read from a file.
+    hookSync: Boolean(config.hooks?.prestart?.length || config.hooks?.createRuntime?.length),
   };
+  const hookPlans = (fds: { creating: number; created: number }) => ({
+    ...(config.hooks?.createContainer?.length
+      ? { createContainerHooks: { hooks: config.hooks.createContainer, stateFd: fds.creating } }
+      : {}),
+    ...(config.hooks?.startContainer?.length
+      ? { startContainerHooks: { hooks: config.hooks.startContainer, stateFd: fds.created } }
+      : {}),
+  });
   // Plan once with placeholder fds so a bad config fails before anything exists on the host.
   const placeholders = Object.fromEntries(
     (linux.namespaces ?? []).filter((n) => n.path).map((n) => [n.type, 0]),
   );
-  planLaunch({ ...planInputs, joinFds: placeholders, warn: () => {}, debug: () => {} });
+  planLaunch({
+    ...planInputs,
+    ...hookPlans({ creating: 0, created: 0 }),
+    joinFds: placeholders,
+    warn: () => {},
+    debug: () => {},
+  });
 
   const { store, sys } = ctx;
   const dir = store.dir(id);
@@ -178,14 +200,50 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       openStdio(ctx, options.stdio?.stdout, 1, opened),
       openStdio(ctx, options.stdio?.stderr, 2, opened),
     ];
+    // The state the container's own hooks read on stdin: a file made now (its fd is inherited read-only),
+    // filled once the pid is known, and unlinked.
+    const hookStateFiles: { status: "creating" | "created"; path: string }[] = [];
+    const hookStateFd = (status: "creating" | "created", needed: boolean | undefined): number => {
+      if (!needed) return -1;
+      const path = `${dir}/hook-state-${status}.json`;
+      writeFileSync(path, "", { mode: 0o600 });
+      const fd = sys.open(path, O.RDONLY);
+      if (fd < 0) throw new MagikError("CreateFailed", `open ${path}: ${errnoName(fd)}`);
+      opened.push(fd);
+      hookStateFiles.push({ status, path });
+      return fd;
+    };
+    const hookState = (pid: number, status: "creating" | "created"): ContainerState => {
+      const state: ContainerState = {
+        ociVersion: OCI_RUNTIME_SPEC_VERSION,
+        id,
+        status,
+        pid,
+        bundle: bundle.path,
+      };
+      if (config.annotations && Object.keys(config.annotations).length)
+        state.annotations = config.annotations;
+      return state;
+    };
+    const stateFds = {
+      creating: hookStateFd("creating", Boolean(config.hooks?.createContainer?.length)),
+      created: hookStateFd("created", Boolean(config.hooks?.startContainer?.length)),
+    };
     const plan: LaunchPlan = planLaunch({
       ...planInputs,
+      ...hookPlans(stateFds),
       joinFds,
       fifoFd,
       stdioFds,
       cgroupBinds: cgroupBinds(cgroup.paths),
     });
-    const deadline = Date.now() + ctx.limits.CONTAINER_START_TIMEOUT_MS;
+    // createContainer hooks run within the setup: each adds its timeout (or the start timeout) to the deadline.
+    const hookBudgetMs = (config.hooks?.createContainer ?? []).reduce(
+      (sum, hook) => sum + (hook.timeout ? hook.timeout * 1000 : ctx.limits.CONTAINER_START_TIMEOUT_MS),
+      0,
+    );
+    const setupDeadline = () => Date.now() + ctx.limits.CONTAINER_START_TIMEOUT_MS + hookBudgetMs;
+    const deadline = setupDeadline();
     const handle = cgroup;
     const launched = await launch(sys, {
       ...plan,
@@ -196,6 +254,17 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       beforeRelease: async (pid) => {
         if (plan.userNs) writeIdMaps(pid, config);
         await handle.join(pid);
+        for (const { status, path } of hookStateFiles) {
+          writeFileSync(path, JSON.stringify(hookState(pid, status)));
+          rmSync(path, { force: true });
+        }
+      },
+      atHooks: async (pid) => {
+        // After the mounts, before pivot_root and before the createContainer hooks (runc's procHooks).
+        const state = hookState(pid, "creating");
+        await runHooks("prestart", config.hooks?.prestart, state);
+        await runHooks("createRuntime", config.hooks?.createRuntime, state);
+        return setupDeadline();
       },
     });
     const stored: StoredContainer = {
@@ -217,17 +286,6 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       renameSync(tmp, options.pidFile);
     }
     const state = store.ociState(stored);
-    try {
-      await runHooks("prestart", config.hooks?.prestart, state);
-      await runHooks("createRuntime", config.hooks?.createRuntime, state);
-      await runHooks("createContainer", config.hooks?.createContainer, state);
-    } catch (err) {
-      process.kill(launched.pid, 9);
-      sys.readTimeout(launched.notifyFd, 1, 5_000);
-      sys.close(launched.notifyFd);
-      sys.waitpidNoHang(launched.reaperPid);
-      throw err;
-    }
     return { stored, state, notifyFd: launched.notifyFd };
   } catch (err) {
     await cgroup?.destroy().catch(() => {});

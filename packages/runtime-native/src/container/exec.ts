@@ -5,7 +5,7 @@ import type { Process } from "@magikrun/spec/runtime-config";
 import { syncCgroupFs } from "../cgroup-sync-fs.ts";
 import { openCgroup } from "../cgroups/index.ts";
 import { processSecurity } from "../integrations.ts";
-import { type Add, planProcess } from "../launch-plan.ts";
+import { type Add, CLONE_NEWTIME, planProcess } from "../launch-plan.ts";
 import { OP, type PlannedOp } from "../plan-encoder.ts";
 import { errnoName, O } from "../syscall.ts";
 import type { RuntimeContext } from "./context.ts";
@@ -76,6 +76,13 @@ export async function execInContainer(
     const ops: PlannedOp[] = [];
     const add: Add = (op, label, ints = [], strs = []) =>
       ops.push({ op, label, ints: ints.map((v) => BigInt(v)), strs });
+    if (namespaces.has("time")) {
+      // Entered by the reaper before the clone (a leading record): the kernel refuses it in the CLONE_VM child.
+      add(OP.REAPER_SETNS, "join the container's time namespace", [
+        openOrThrow(`/proc/${stored.pid}/ns/time`),
+        CLONE_NEWTIME,
+      ]);
+    }
     if (proc.terminal && options.consoleSocket) {
       add(
         OP.CONSOLE_CONNECT,

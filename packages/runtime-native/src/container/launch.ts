@@ -7,7 +7,9 @@ import { MSG, StatusReader, stepError } from "./status-pipe.ts";
 export function fdsNamedBy(ops: readonly PlannedOp[]): number[] {
   const fds = new Set<number>();
   for (const op of ops) {
-    if (op.op === OP.SETNS || op.op === OP.FIFO_WAIT) fds.add(Number(op.ints[0]));
+    if (op.op === OP.SETNS || op.op === OP.FIFO_WAIT || op.op === OP.REAPER_SETNS || op.op === OP.HOOK) {
+      fds.add(Number(op.ints[0]));
+    }
     if (op.op === OP.STDIO) for (const fd of op.ints) if (fd > 2n) fds.add(Number(fd));
   }
   return [...fds];
@@ -22,6 +24,8 @@ export interface LaunchRequest {
   exitDir: string;
   /** Called with the container's pid while it waits on the sync pipe: id maps, cgroup join, hooks. */
   beforeRelease(pid: number): Promise<void> | void;
+  /** At the plan's HOOKS_SYNC step (after the mounts): runs the runtime's hooks, returns the new deadline. */
+  atHooks?(pid: number): Promise<number>;
   /** Stop after READY (create: the process waits on the exec fifo) or run to execve (exec). */
   until: "ready" | "exec";
   deadline: number;
@@ -99,9 +103,11 @@ export async function launch(sys: Syscall, req: LaunchRequest): Promise<Launched
     if (sys.write(syncWrite, new Uint8Array([1])) !== 1) {
       throw new MagikError(req.errorCode, "the container process died before setup", { details: { pid } });
     }
-    closeFd(syncWrite);
+    let deadline = req.deadline;
+    const atHooks = req.ops.some((op) => op.op === OP.HOOKS_SYNC) ? req.atHooks : undefined;
+    if (!atHooks) closeFd(syncWrite);
     for (;;) {
-      const msg = reader.next(req.deadline);
+      const msg = reader.next(deadline);
       if (!msg) {
         if (req.until === "exec") break;
         throw new MagikError(req.errorCode, "the container process exited during setup", {
@@ -110,6 +116,15 @@ export async function launch(sys: Syscall, req: LaunchRequest): Promise<Launched
       }
       if (msg.kind === MSG.ERROR) throw stepError(msg, req.ops, req.errorCode);
       if (msg.kind === MSG.READY && req.until === "ready") break;
+      if (msg.kind === MSG.HOOKS && atHooks) {
+        deadline = await atHooks(pid);
+        if (sys.write(syncWrite, new Uint8Array([1])) !== 1) {
+          throw new MagikError(req.errorCode, "the container process died during the hooks", {
+            details: { pid },
+          });
+        }
+        closeFd(syncWrite);
+      }
     }
     closeFd(statusRead);
     opened.splice(opened.indexOf(notifyRead), 1);

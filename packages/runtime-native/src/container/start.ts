@@ -22,7 +22,7 @@ export async function startContainer(ctx: RuntimeContext, id: string): Promise<v
         details: { id, status },
       });
     }
-    await runHooks("startContainer", stored.config.hooks?.startContainer, store.ociState(stored));
+    // startContainer hooks are run by the container's process once released (see OP_HOOK in the plan).
     const fifo = `${store.dir(id)}/exec.fifo`;
     // The process holds the read end while it waits; ENXIO means no reader: it is gone.
     const fd = sys.open(fifo, O.WRONLY | O.NONBLOCK);

@@ -1,9 +1,9 @@
 import { MagikError } from "@magikrun/spec/errors";
-import type { PlannedOp } from "../plan-encoder.ts";
+import { OP, type PlannedOp } from "../plan-encoder.ts";
 import { errnoName, type Syscall } from "../syscall.ts";
 
 /** Messages on the status pipe, as native/launcher.c writes them (struct msg: four i32). */
-export const MSG = { PID: 1, ERROR: 2, READY: 3 } as const;
+export const MSG = { PID: 1, ERROR: 2, READY: 3, HOOKS: 4 } as const;
 export interface StatusMessage {
   kind: number;
   index: number;
@@ -12,6 +12,7 @@ export interface StatusMessage {
 }
 
 const ETIMEDOUT = 110;
+const ECHILD = 10;
 
 /** Reads whole 16-byte messages from the launcher's status pipe. */
 export class StatusReader {
@@ -69,6 +70,16 @@ export function stepError(
   const step =
     msg.index >= 0 ? (ops[msg.index]?.label ?? `step ${msg.index}`) : "clone the container process";
   const errno = errnoName(msg.errno);
+  if (ops[msg.index]?.op === OP.HOOK && (msg.errno === ECHILD || msg.errno === ETIMEDOUT)) {
+    // A hook run by the container's process: ECHILD carries its exit status, ETIMEDOUT its timeout.
+    const timeoutMs = Number(ops[msg.index]!.ints[1]);
+    const what =
+      msg.errno === ETIMEDOUT ? `timed out after ${timeoutMs / 1000}s` : `exited with ${msg.value}`;
+    return new MagikError(code, `${step} ${what}`, {
+      details: { step, exitCode: msg.errno === ECHILD ? msg.value : null, timedOut: msg.errno === ETIMEDOUT },
+      hint: "Fix or remove the hook in config.json.",
+    });
+  }
   const hints: Record<string, string> = {
     ENOENT: "A path in config.json (program, cwd, mount source or destination) does not exist.",
     EACCES: "Permission denied: check file modes and the process user.",
