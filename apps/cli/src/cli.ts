@@ -1,5 +1,9 @@
 import { appendFileSync } from "node:fs";
 import { isMagikError } from "@magikrun/spec/errors";
+// root.ts alone (node:os + node:path), not the package index: that one loads the blob store, node:crypto and
+// @magikrun/spec's zod schemas, which the OCI commands never need. (@magikrun/storage has no subpath export;
+// a lazy require instead breaks `bun build --compile` and vitest.)
+import { defaultRoot } from "../../../packages/storage/src/root.ts";
 
 /** Options every command accepts before its name, as runc does (`runc --root X create ...`). */
 export interface GlobalOptions {
@@ -126,9 +130,5 @@ export function output(globals: Pick<GlobalOptions, "json">, value: unknown, tex
 
 /** The image store's root: --store, else MAGIKRUN_ROOT, else the default for this user. */
 export function storeRoot(globals: Pick<GlobalOptions, "store">): string {
-  if (globals.store) return globals.store;
-  // Loaded on first use: the OCI commands never need the image store (and @magikrun/storage pulls in
-  // node:crypto and node:fs/promises); the commands that call this have already loaded it.
-  const storage = import.meta.require("@magikrun/storage") as typeof import("@magikrun/storage");
-  return storage.defaultRoot();
+  return globals.store ?? defaultRoot();
 }
