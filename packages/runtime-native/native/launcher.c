@@ -39,7 +39,10 @@ static int container_main(void *arg) {
       const char *label = r.nstrs ? r.strs[r.nstrs - 1] : "setup";
       write_all(2, "magikrun: ", 10);
       write_all(2, label, strlen(label));
-      if (c.fail_value >= 0) {
+      if (r.op == OP_HOOK && e == ETIMEDOUT) {
+        num[0] = 0;
+        write_all(2, ": timed out", 11);
+      } else if (c.fail_value >= 0) {
         fmt_int(num, c.fail_value);
         write_all(2, ": exit status ", 14);
       } else {

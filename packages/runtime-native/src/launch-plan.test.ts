@@ -53,6 +53,7 @@ describe("planLaunch", () => {
       }),
     );
     expect(joined.ops[0]).toMatchObject({ op: OP.REAPER_SETNS, ints: [14n, BigInt(CLONE_NEWTIME)] });
+    expect(joined.ops.filter((o) => o.op === OP.SETNS || o.op === OP.REAPER_SETNS)).toHaveLength(1);
     // offsets apply only to a namespace nobody entered yet: not with a joined one, nor an unknown clock
     for (const edit of [
       (c: RuntimeConfig) => {

@@ -166,7 +166,9 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
   }
   planTimeOffsets(linux.timeOffsets, newNamespaces.includes("time"), add);
   const userNs = newNamespaces.includes("user");
-  const joinOrder = (linux.namespaces ?? []).filter((ns) => ns.path && ns.type !== "pid");
+  const joinOrder = (linux.namespaces ?? []).filter(
+    (ns) => ns.path && ns.type !== "pid" && ns.type !== "time",
+  );
   joinOrder.sort((a, b) => Number(b.type === "user") - Number(a.type === "user"));
   for (const ns of joinOrder) {
     add(OP.SETNS, `join ${ns.type} namespace ${ns.path}`, [inputs.joinFds[ns.type]!, 0]);
