@@ -15,7 +15,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMagikError } from "@magikrun/spec/errors";
-import type { Hook } from "@magikrun/spec/runtime-config";
+import type { Hook, Hooks } from "@magikrun/spec/runtime-config";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadBundle } from "./bundle.ts";
 import { NativeRuntime } from "./native-runtime.ts";
@@ -210,16 +210,22 @@ describe.skipIf(skip !== "")(
       }
     });
 
-    it("a failing or slow createContainer hook fails create and leaves nothing", async () => {
-      for (const [hook, message] of [
-        [{ path: "/bin/sh", args: ["sh", "-c", "exit 3"] }, "createContainer hook 0 (/bin/sh) exited with 3"],
+    it("a failing or slow createRuntime/createContainer hook fails create and leaves nothing", async () => {
+      const sh = (script: string): Hook => ({ path: "/bin/sh", args: ["sh", "-c", script] });
+      for (const [hooks, message] of [
+        [{ createContainer: [sh("exit 3")] }, "createContainer hook 0 (/bin/sh) exited with 3"],
         [
-          { path: "/bin/sleep", args: ["sleep", "30"], timeout: 1 },
-          "createContainer hook 0 (/bin/sleep) timed out after 1s",
+          { createContainer: [sh("true"), { path: "/bin/sleep", args: ["sleep", "30"], timeout: 1 }] },
+          "createContainer hook 1 (/bin/sleep) timed out after 1s",
         ],
-      ] as [Hook, string][]) {
+        // at the HOOKS_SYNC step, while the process waits between its mounts and pivot_root
+        [
+          { createRuntime: [sh("exit 4")], createContainer: [sh("true")] },
+          "createRuntime hook 0 (/bin/sh) exited with 4",
+        ],
+      ] as [Hooks, string][]) {
         const bundle = makeBundle(["true"], (c) => {
-          c.hooks = { createContainer: [hook] };
+          c.hooks = hooks;
         });
         const id = uniqueId("hook-fails");
         try {
