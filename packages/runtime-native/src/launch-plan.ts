@@ -222,6 +222,15 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
     }
     add(OP.CONSOLE_CONNECT, `connect to console socket ${inputs.consoleSocket}`, [], [inputs.consoleSocket]);
   }
+  // As runc: without pivot_root the host's mounts stay in the namespace under the chroot, and a private root
+  // would cut the container off the host's unmounts (the host could never fully remove what it mounted there).
+  if (inputs.noPivot && /^r?private$/.test(linux.rootfsPropagation ?? "")) {
+    throw invalid(
+      `rootfsPropagation ${linux.rootfsPropagation} is not safe without pivot_root`,
+      { rootfsPropagation: linux.rootfsPropagation, noPivot: true },
+      "Drop --no-pivot, or use rslave (the default) or rshared.",
+    );
+  }
   add(OP.PIVOT, inputs.noPivot ? "move rootfs to / and chroot" : "pivot_root into the rootfs", [
     inputs.noPivot ? 1 : 0,
   ]);
