@@ -16,6 +16,8 @@ APT_PACKAGES=(
   wabt               # wat2wasm for wasm test modules
   clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32  # C to wasm32-wasi test modules
   zstd               # zstd layers in image tests
+  openssl            # the token-auth registry's signing certificate
+  time               # GNU time: peak RSS in the native benchmark
   iproute2 procps
 )
 
