@@ -37,6 +37,7 @@ const FLAGS: Record<string, Record<string, FlagSpec>> = {
     "--no-pivot": { name: "no-pivot", value: false },
     "--no-new-keyring": { name: "no-new-keyring", value: false },
     "--preserve-fds": { name: "preserve-fds", value: true },
+    "--runtime": { name: "runtime", value: true },
   },
   start: {},
   state: {},
@@ -235,6 +236,9 @@ async function createOrRun(runtime: NativeRuntime, command: string, p: Parsed): 
   (await import("@magikrun/spec/parse")).preferOneShotParsing();
   const { loadBundle } = await import("@magikrun/runtime-native/bundle");
   const bundle = loadBundle(one(p, "bundle") ?? ".");
+  const { runtimeChoice, runWasmForeground, selectWasm } = await import("./oci-wasm.ts");
+  const wasm = await selectWasm(bundle, runtimeChoice(one(p, "runtime")));
+  if (wasm) return runWasmForeground(id, wasm, command);
   const consoleSocket = one(p, "console-socket");
   const pidFile = one(p, "pid-file");
   // `run` in the foreground with a terminal and no console socket: relay the pty here, as runc does.
