@@ -1,7 +1,12 @@
+import {
+  DEFAULT_PATH,
+  defaultCapabilities,
+  defaultLinux,
+  defaultMounts,
+  defaultRlimits,
+} from "@magikrun/spec/runc-defaults";
 import { OCI_RUNTIME_SPEC_VERSION } from "@magikrun/spec/runtime";
 import type { RuntimeConfig } from "@magikrun/spec/runtime-config";
-
-const DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
 /** The config.json `magikrun spec` writes: the same container `runc spec` describes. */
 export function defaultSpec(
@@ -13,69 +18,15 @@ export function defaultSpec(
       terminal: options.terminal ?? true,
       user: { uid: 0, gid: 0 },
       args: options.args ?? ["sh"],
-      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+      env: [DEFAULT_PATH, "TERM=xterm"],
       cwd: "/",
-      capabilities: {
-        bounding: [...DEFAULT_CAPS],
-        effective: [...DEFAULT_CAPS],
-        permitted: [...DEFAULT_CAPS],
-        ambient: [...DEFAULT_CAPS],
-      },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
+      capabilities: defaultCapabilities(),
+      rlimits: defaultRlimits(),
       noNewPrivileges: true,
     },
     root: { path: options.rootfs ?? "rootfs", readonly: true },
     hostname: "runc",
-    mounts: [
-      { destination: "/proc", type: "proc", source: "proc" },
-      {
-        destination: "/dev",
-        type: "tmpfs",
-        source: "tmpfs",
-        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
-      },
-      {
-        destination: "/dev/pts",
-        type: "devpts",
-        source: "devpts",
-        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-      },
-      {
-        destination: "/dev/shm",
-        type: "tmpfs",
-        source: "shm",
-        options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-      },
-      {
-        destination: "/dev/mqueue",
-        type: "mqueue",
-        source: "mqueue",
-        options: ["nosuid", "noexec", "nodev"],
-      },
-      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-      {
-        destination: "/sys/fs/cgroup",
-        type: "cgroup",
-        source: "cgroup",
-        options: ["nosuid", "noexec", "nodev", "relatime", "ro"],
-      },
-    ],
-    linux: {
-      resources: { devices: [{ allow: false, access: "rwm" }] },
-      namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
-      maskedPaths: [
-        "/proc/acpi",
-        "/proc/asound",
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/proc/sched_debug",
-        "/sys/firmware",
-        "/proc/scsi",
-      ],
-      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-    },
+    mounts: defaultMounts(),
+    linux: defaultLinux(),
   };
 }

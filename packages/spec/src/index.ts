@@ -4,6 +4,7 @@ export * from "./image.ts";
 export * from "./limits.ts";
 export * from "./media-types.ts";
 export * from "./parse.ts";
+export * from "./runc-defaults.ts";
 export * from "./runtime.ts";
 export * from "./runtime-config.ts";
 export * from "./state.ts";

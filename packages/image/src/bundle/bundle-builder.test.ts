@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { isMagikError, MediaTypes, RuntimeConfig, sha256Digest } from "@magikrun/spec";
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, defaultMounts } from "@magikrun/spec/runc-defaults";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { TarEntry } from "../tar-writer.ts";
 import { BUSYBOX_PATH, hasBusybox } from "../test-support/busybox.ts";
@@ -8,7 +9,6 @@ import { jsonBlob } from "../test-support/fixture.ts";
 import type { ResolvedImage } from "../types.ts";
 import { makeTestRoot, storeLayers, type TestRoot } from "../unpack/test-image.ts";
 import { BundleBuilder } from "./bundle-builder.ts";
-import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, defaultMounts } from "./runc-defaults.ts";
 
 const isRoot = process.getuid?.() === 0;
 let root: TestRoot;

@@ -13,7 +13,7 @@ import {
   defaultLinux,
   defaultMounts,
   defaultRlimits,
-} from "./runc-defaults.ts";
+} from "@magikrun/spec/runc-defaults";
 import type { ResolvedUser } from "./user.ts";
 
 /** Per-container choices layered over the image's config. */

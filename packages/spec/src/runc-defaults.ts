@@ -1,9 +1,10 @@
-import type { Capabilities, Linux, Mount, Rlimit } from "@magikrun/spec";
+import type { Capabilities, Linux, Mount, Rlimit } from "./runtime-config.ts";
 
 /**
  * The defaults `runc spec` (runc 1.1) writes, so a magikrun bundle behaves like a runc one: same mounts, same three
  * capabilities, same masked and read-only /proc and /sys paths, all devices denied (the runtime adds the standard
- * ones). One deliberate difference: `terminal` is false, since bundles are built for non-interactive runs.
+ * ones). Shared by the image package's bundle builder and the native runtime's `magikrun spec`; type-only imports
+ * keep zod out of whoever loads it.
  */
 
 export const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
