@@ -4,6 +4,7 @@
  * as runwasi does. A wasm instance lives in a Worker of this process, so it runs in the foreground only: `create`
  * (which must leave the container behind when the CLI exits) is refused for wasm.
  */
+import type { WasmExit } from "@magikrun/runtime-wasm";
 import type { OciBundle, WasmBundle } from "@magikrun/spec";
 import { MagikError } from "@magikrun/spec/errors";
 
@@ -36,7 +37,40 @@ export async function selectWasm(bundle: OciBundle, choice: RuntimeChoice): Prom
   return wasm;
 }
 
-/** create → start → wait → delete in this process; returns the exit code like a foreground `runc run`. */
+/**
+ * create → start → wait → delete of one wasm instance in this process, forwarding SIGINT/SIGTERM to it, as a
+ * foreground `runc run` does. Shared by `magikrun run` and `magikrun wasm run`.
+ */
+export async function runWasmInstance(
+  id: string,
+  bundle: WasmBundle,
+  options: { root?: string } = {},
+): Promise<WasmExit> {
+  const { WasmRuntime } = await import("@magikrun/runtime-wasm");
+  // One instance per process: a spare Worker booting beside it would only cost CPU.
+  const runtime = new WasmRuntime({ spareWorkers: 0, ...(options.root && { root: options.root }) });
+  const forward = (signal: NodeJS.Signals) => {
+    runtime.kill(id, signal).catch(() => {
+      // already ended: nothing to forward to
+    });
+  };
+  try {
+    await runtime.create({ id, bundle });
+    process.on("SIGINT", forward);
+    process.on("SIGTERM", forward);
+    await runtime.start(id);
+    return await runtime.wait(id);
+  } finally {
+    process.off("SIGINT", forward);
+    process.off("SIGTERM", forward);
+    await runtime.delete(id, { force: true }).catch(() => {
+      // create failed: there is nothing to delete
+    });
+    runtime.close();
+  }
+}
+
+/** `magikrun run` of a wasm bundle; returns the exit code. */
 export async function runWasmForeground(id: string, bundle: WasmBundle, command: string): Promise<number> {
   if (command !== "run") {
     throw new MagikError(
@@ -48,29 +82,9 @@ export async function runWasmForeground(id: string, bundle: WasmBundle, command:
       },
     );
   }
-  const { WasmRuntime } = await import("@magikrun/runtime-wasm");
-  const runtime = new WasmRuntime({ spareWorkers: 0 });
-  const forward = (signal: NodeJS.Signals) => {
-    runtime.kill(id, signal).catch(() => {
-      // already ended: nothing to forward to
-    });
-  };
-  try {
-    await runtime.create({ id, bundle });
-    process.on("SIGINT", forward);
-    process.on("SIGTERM", forward);
-    await runtime.start(id);
-    const exit = await runtime.wait(id);
-    if (exit.reason !== "exited") {
-      console.error(`magikrun: wasm: ${exit.reason}${exit.message ? `: ${exit.message}` : ""}`);
-    }
-    return exit.code;
-  } finally {
-    process.off("SIGINT", forward);
-    process.off("SIGTERM", forward);
-    await runtime.delete(id, { force: true }).catch(() => {
-      // create failed: there is nothing to delete
-    });
-    runtime.close();
+  const exit = await runWasmInstance(id, bundle);
+  if (exit.reason !== "exited") {
+    console.error(`magikrun: wasm: ${exit.reason}${exit.message ? `: ${exit.message}` : ""}`);
   }
+  return exit.code;
 }

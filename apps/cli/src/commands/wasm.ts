@@ -9,9 +9,10 @@
 import { statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { ResolvedImage, WasmOverrides } from "@magikrun/image";
-import { type WasmExit, WasmRuntime } from "@magikrun/runtime-wasm";
+import type { WasmExit } from "@magikrun/runtime-wasm";
 import { isMagikError, MagikError, type WasiPreopen, type WasmBundle } from "@magikrun/spec";
 import { type GlobalOptions, storeRoot } from "../cli.ts";
+import { runWasmInstance } from "./oci-wasm.ts";
 
 const USAGE = `usage: magikrun wasm run [options] MODULE.wasm|IMAGE [ARGS...]
 
@@ -209,17 +210,7 @@ export async function run(command: string, args: string[], globals: GlobalOption
     });
   }
   const options = parseRunArgs(rest, globals);
-  // One instance per process: a spare Worker booting beside it would only cost CPU.
-  const runtime = new WasmRuntime({
-    spareWorkers: 0,
-    ...(globals.root && { root: join(globals.root, "wasm") }),
-  });
   const id = `wasm-${process.pid}-${Date.now().toString(36)}`;
-  const forward = (signal: NodeJS.Signals) => {
-    runtime.kill(id, signal).catch(() => {
-      // already ended: nothing to forward to
-    });
-  };
   let built: ImageBundle | undefined;
   try {
     const { target } = options;
@@ -228,11 +219,9 @@ export async function run(command: string, args: string[], globals: GlobalOption
       built = await imageBundle(target, id, globals);
       bundle = built.bundle;
     } else bundle = target.bundle;
-    await runtime.create({ id, bundle });
-    process.on("SIGINT", forward);
-    process.on("SIGTERM", forward);
-    await runtime.start(id);
-    const exit: WasmExit = await runtime.wait(id);
+    const exit: WasmExit = await runWasmInstance(id, bundle, {
+      ...(globals.root && { root: join(globals.root, "wasm") }),
+    });
     if (options.json) {
       const image = built && {
         reference: built.image.reference,
@@ -244,12 +233,6 @@ export async function run(command: string, args: string[], globals: GlobalOption
     }
     return exit.code;
   } finally {
-    process.off("SIGINT", forward);
-    process.off("SIGTERM", forward);
-    await runtime.delete(id, { force: true }).catch(() => {
-      // create failed: there is nothing to delete
-    });
-    runtime.close();
     built?.remove();
   }
 }
