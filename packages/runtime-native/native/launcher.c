@@ -3,7 +3,7 @@
  * TypeScript compiles config.json into a flat list of operations (see src/launch-plan.ts); this file runs them
  * in order and reports the first failure as (operation index, errno) on the status pipe.
  *
- * Process tree: caller --vfork+exec--> magikrun-reaper --clone(CLONE_VM, new namespaces)--> container
+ * Process tree: caller --vfork+exec--> magikrun-reaper --clone(new namespaces, no CLONE_VM)--> container
  * (or, without that program, caller --fork--> reaper). The reaper outlives the caller and records the
  * container's exit status in the state directory.
  * One translation unit: common.h (records, messages), paths.c (resolution inside the root), ops.c (the
@@ -66,9 +66,9 @@ static int container_main(void *arg) {
 
 /*
  * Operations the reaper runs before it clones, so that the container is born in the right time namespace:
- * the kernel refuses CLONE_VM across time namespaces and applies offsets only before anyone entered.
+ * clone(2) cannot create one and the kernel applies offsets only before anyone entered.
  * OP_REAPER_TIMENS (ints: monotonic secs, nsecs, boottime secs, nsecs): unshare a time namespace for the
- * children, write its offsets, and enter it too (so CLONE_VM stays allowed).
+ * children, write its offsets, and enter it too (the reaper lives in the container's time, as it always has).
  * OP_REAPER_SETNS (ints: fd, nstype): join a namespace (time: by path, or the container's for exec).
  */
 static int reaper_op(const struct rec *r) {
@@ -160,7 +160,11 @@ static void reaper_main(const uint8_t *plan, size_t len, int64_t clone_flags, co
   static struct child_args ca;
   ca.plan = rest; ca.len = len - (size_t)(rest - plan); ca.status_fd = fds[0]; ca.sync_fd = fds[1];
   ca.user_ns = user_ns; ca.first_index = first;
-  int child = clone(container_main, (char *)stack + stack_size, CLONE_VM | (int)clone_flags | SIGCHLD, &ca);
+  /* No CLONE_VM: a child sharing the reaper's memory without its own TLS shares errno with it, and the reaper's
+   * close loop below (EBADF on each unused fd) then overwrote the child's errno between a failing call and its
+   * check (e.g. fstatat's ENOENT in mkpath_in_root): setup failed at random steps with EBADF. The reaper is a
+   * small image (or a fork of the runtime without the program), so a copy-on-write child costs little. */
+  int child = clone(container_main, (char *)stack + stack_size, (int)clone_flags | SIGCHLD, &ca);
   if (child < 0) { send_msg(fds[0], MSG_ERROR, -1, errno, 0); _exit(1); }
   send_msg(fds[0], MSG_PID, 0, 0, child);
   /* keep only the state dir and the exit notification pipe: the caller sees EOF when the reaper is done */

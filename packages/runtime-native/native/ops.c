@@ -82,7 +82,7 @@ static int run_hook(struct ctx *c, struct rec *r) {
   for (int i = 0; i < envc; i++) envp[i] = (char *)r->strs[1 + argc + i];
   envp[envc] = NULL;
   if (lseek((int)a[0], 0, SEEK_SET) < 0) return -1;
-  /* raw fork: glibc's fork would touch the thread descriptor this process shares with the reaper */
+  /* raw fork: no glibc fork handlers or locks in a process that is not a normal glibc thread */
   long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (pid < 0) return -1;
   if (pid == 0) {

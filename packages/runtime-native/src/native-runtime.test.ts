@@ -1,3 +1,4 @@
+import { dlopen, FFIType } from "bun:ffi";
 import { readFileSync } from "node:fs";
 import { isMagikError, type RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
@@ -45,6 +46,35 @@ describe.skipIf(skip !== "")(`NativeRuntime lifecycle${skip ? ` (skipped: ${skip
       expect(leftovers(state.root, id)).toEqual([]);
       await expect(rt.state(id)).rejects.toMatchObject({ code: "ContainerNotFound" });
     } finally {
+      bundle.cleanup();
+    }
+  });
+
+  it("clones the container without sharing the reaper's memory (and so its errno), with and without the program", async () => {
+    // A CLONE_VM child has no TLS of its own: the reaper's failing close()s (EBADF) overwrote the child's errno
+    // between a failing call and its check, and setup failed at random steps with EBADF (~1 run in 1000).
+    if (process.arch !== "x64") return;
+    const libc = dlopen("libc.so.6", {
+      syscall: { args: [FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64], returns: FFIType.i64 },
+    });
+    const SYS_kcmp = 312;
+    const KCMP_VM = 1;
+    const bundle = makeBundle(["true"], noCaps);
+    const saved = process.env.MAGIKRUN_NO_REAPER_PROGRAM;
+    try {
+      for (const noProgram of ["0", "1"]) {
+        process.env.MAGIKRUN_NO_REAPER_PROGRAM = noProgram;
+        const id = uniqueId();
+        const { pid } = await rt.create({ id, bundle: loadBundle(bundle.dir) });
+        const reaper = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
+        // kcmp: 0 = the same mm, 1 or 2 = different ones
+        expect(Number(libc.symbols.syscall(SYS_kcmp, reaper, pid!, KCMP_VM))).not.toBe(0);
+        await rt.delete(id, { force: true });
+      }
+    } finally {
+      if (saved === undefined) delete process.env.MAGIKRUN_NO_REAPER_PROGRAM;
+      else process.env.MAGIKRUN_NO_REAPER_PROGRAM = saved;
+      libc.close();
       bundle.cleanup();
     }
   });
