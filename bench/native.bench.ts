@@ -12,9 +12,9 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadBundle } from "../packages/runtime-native/src/bundle.ts";
-import { NativeRuntime } from "../packages/runtime-native/src/index.ts";
-import { haveBusybox, makeBundle, RUNC } from "../packages/runtime-native/src/test-support/busybox-bundle.ts";
+import { NativeRuntime } from "@magikrun/runtime-native";
+import { loadBundle } from "@magikrun/runtime-native/bundle";
+import { haveBusybox, makeBundle, RUNC } from "@magikrun/runtime-native/test-support";
 import { type Benchmark, type Figure, median, timeMs } from "./lib.ts";
 
 const ROUNDS = Number(process.env.NATIVE_BENCH_ROUNDS ?? 15);

@@ -9,14 +9,9 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  InstrumentCache,
-  WasmInstance,
-  WasmRuntime,
-  WorkerPool,
-} from "../packages/runtime-wasm/src/index.ts";
-import { compileC } from "../packages/runtime-wasm/src/testing/clang.ts";
-import type { WasmBundle } from "../packages/spec/src/index.ts";
+import { InstrumentCache, WasmInstance, WasmRuntime, WorkerPool } from "@magikrun/runtime-wasm";
+import { compileC } from "@magikrun/runtime-wasm/testing/clang";
+import type { WasmBundle } from "@magikrun/spec";
 import { type Benchmark, type Figure, median, timeMs } from "./lib.ts";
 
 const COLD_RUNS = 15;
