@@ -105,6 +105,30 @@ describe("createCgroup on v1 (fake fs)", () => {
   });
 });
 
+it("with the parents in place makes only the leaves, and claims no parent as its own", async () => {
+  const layout = v1Layout();
+  const fs = fakeFsFor(layout);
+  await createCgroup({ id: "first", layout }, fs);
+  const second = await createCgroup({ id: "second", layout }, fs);
+  expect(second.created).toEqual([]);
+  expect(fs.files.get("/cg/cpuset/magikrun/second/cpuset.cpus")).toBe("0-1");
+  await second.destroy();
+  expect(fs.dirs.has("/cg/memory/magikrun/first")).toBe(true);
+  expect(fs.dirs.has("/cg/memory/magikrun/second")).toBe(false);
+});
+
+it("destroy removes child cgroups the container made below its own", async () => {
+  const layout = v1Layout();
+  const fs = fakeFsFor(layout);
+  const cg = await createCgroup({ id: "nest", layout }, fs);
+  for (const dir of ["/cg/pids/magikrun/nest/a", "/cg/pids/magikrun/nest/a/b"]) await fs.mkdir(dir);
+  await cg.destroy();
+  expect(fs.dirs.has("/cg/pids/magikrun/nest")).toBe(false);
+  expect(fs.removed.indexOf("/cg/pids/magikrun/nest/a/b")).toBeLessThan(
+    fs.removed.indexOf("/cg/pids/magikrun/nest/a"),
+  );
+});
+
 describe("createCgroup on v2 (fake fs)", () => {
   it("enables the needed controllers down to the parent, never in the leaf", async () => {
     const layout = v2Layout();

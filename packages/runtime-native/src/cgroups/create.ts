@@ -25,10 +25,22 @@ export interface CreateCgroupOptions {
 /** Every v2 controller a container may want for stats; enabled best effort on pure v2 hosts. */
 const V2_STATS_CONTROLLERS = ["cpu", "io", "memory", "pids"];
 
-async function applyWrite(fs: CgroupFs, dir: string, w: PlannedWrite): Promise<void> {
+/** Which control files exist, asked once per file and directory: the devices rules write one file a dozen times. */
+type ExistsCache = Map<string, boolean>;
+
+async function fileExists(fs: CgroupFs, path: string, cache: ExistsCache): Promise<boolean> {
+  let known = cache.get(path);
+  if (known === undefined) {
+    known = await fs.exists(path);
+    cache.set(path, known);
+  }
+  return known;
+}
+
+async function applyWrite(fs: CgroupFs, dir: string, w: PlannedWrite, cache: ExistsCache): Promise<void> {
   let chosen: { file: string; value: string } | undefined;
   for (const choice of w.choices) {
-    if (await fs.exists(posix.join(dir, choice.file))) {
+    if (await fileExists(fs, posix.join(dir, choice.file), cache)) {
       chosen = choice;
       break;
     }
@@ -146,7 +158,8 @@ export async function createCgroup(
     for (const h of hierarchies) {
       await makeChain(fs, layout, h, plan.v2Controllers, created, createdLeaves);
     }
-    for (const w of plan.writes) await applyWrite(fs, leaves[w.hierarchy]!, w);
+    const exists: ExistsCache = new Map();
+    for (const w of plan.writes) await applyWrite(fs, leaves[w.hierarchy]!, w, exists);
     if (plan.v2DeviceRules) {
       fs.attachDeviceProgram(leaves.unified!, deviceFilterProgram(deviceAccessModel(plan.v2DeviceRules)));
     }
@@ -168,17 +181,31 @@ async function makeChain(
   created: string[],
   createdLeaves: string[],
 ): Promise<void> {
-  const parts = posix.relative(h.mountPoint, h.leaf).split("/");
   const isV2 = h.key === "unified";
-  const optional = isV2 && layout.mode === "v2" ? V2_STATS_CONTROLLERS : [];
-  let dir = h.mountPoint;
-  for (const [i, part] of parts.entries()) {
-    if (isV2) await enableV2Controllers(fs, dir, v2Required, optional);
-    dir = posix.join(dir, part);
-    const isLeaf = i === parts.length - 1;
-    if (await mkdirRetrying(fs, dir)) (isLeaf ? createdLeaves : created).push(dir);
-    if (!isV2 && layout.v1.cpuset?.mountPoint === h.mountPoint) await inheritCpuset(fs, dir);
+  const isCpuset = !isV2 && layout.v1.cpuset?.mountPoint === h.mountPoint;
+  let leafIsNew: boolean;
+  if (!isV2) {
+    // v1 parents need nothing but to exist: one mkdir of the leaf is enough when they do (the usual case).
+    leafIsNew = await mkdirLeafOrChain(fs, h, created, isCpuset);
+    if (leafIsNew) createdLeaves.push(h.leaf);
+    if (isCpuset) await inheritCpuset(fs, h.leaf);
+  } else {
+    // v2: every ancestor must delegate the controllers to its children, so the whole chain is walked.
+    const parts = posix.relative(h.mountPoint, h.leaf).split("/");
+    const optional = layout.mode === "v2" ? V2_STATS_CONTROLLERS : [];
+    let dir = h.mountPoint;
+    leafIsNew = false;
+    for (const [i, part] of parts.entries()) {
+      await enableV2Controllers(fs, dir, v2Required, optional);
+      dir = posix.join(dir, part);
+      const isLeaf = i === parts.length - 1;
+      const made = await mkdirRetrying(fs, dir);
+      if (made) (isLeaf ? createdLeaves : created).push(dir);
+      if (isLeaf) leafIsNew = made;
+    }
   }
+  // A directory made just now holds no process; an existing one may be another container's.
+  if (leafIsNew) return;
   const procs = await fs.read(posix.join(h.leaf, "cgroup.procs"));
   if (procs.trim() !== "") {
     throw new MagikError("InvalidState", `cgroup ${h.leaf} already holds processes`, {
@@ -186,6 +213,23 @@ async function makeChain(
       hint: "Another container uses this cgroupsPath; give this container its own.",
     });
   }
+}
+
+/** mkdir of a v1 leaf, making the missing parents first when it fails with ENOENT; true if the leaf is new. */
+async function mkdirLeafOrChain(fs: CgroupFs, h: Hierarchy, created: string[], isCpuset: boolean) {
+  try {
+    return await fs.mkdir(h.leaf);
+  } catch (err) {
+    if (errnoOf(err) !== "ENOENT") return mkdirRetrying(fs, h.leaf);
+  }
+  let dir = h.mountPoint;
+  const parts = posix.relative(h.mountPoint, h.leaf).split("/");
+  for (const part of parts.slice(0, -1)) {
+    dir = posix.join(dir, part);
+    if (await mkdirRetrying(fs, dir)) created.push(dir);
+    if (isCpuset) await inheritCpuset(fs, dir);
+  }
+  return mkdirRetrying(fs, h.leaf);
 }
 
 // A concurrent destroy may remove a shared parent between our mkdir calls; the chain is then made again.

@@ -203,14 +203,9 @@ export class CgroupHandle {
   }
 
   async #removeTree(dir: string, deadline: number): Promise<void> {
-    let children: string[];
-    try {
-      children = await this.#fs.listDirs(dir);
-    } catch (err) {
-      if (errnoOf(err) === "ENOENT") return;
-      throw err;
-    }
-    for (const child of children) await this.#removeTree(posix.join(dir, child), deadline);
+    // rmdir first: listing a cgroup directory (dozens of control files) costs more than the rmdir, and a
+    // container's cgroup rarely has children. EBUSY means children or processes: remove the children, retry.
+    let listed = false;
     for (;;) {
       try {
         await this.#fs.rmdir(dir);
@@ -218,6 +213,18 @@ export class CgroupHandle {
       } catch (err) {
         const errno = errnoOf(err);
         if (errno === "ENOENT") return;
+        if ((errno === "EBUSY" || errno === "ENOTEMPTY") && !listed) {
+          listed = true;
+          let children: string[];
+          try {
+            children = await this.#fs.listDirs(dir);
+          } catch (listErr) {
+            if (errnoOf(listErr) === "ENOENT") return;
+            throw listErr;
+          }
+          for (const child of children) await this.#removeTree(posix.join(dir, child), deadline);
+          continue;
+        }
         if (errno !== "EBUSY" || Date.now() > deadline) {
           const procs = await this.#fs.read(posix.join(dir, "cgroup.procs")).catch(() => "");
           throw new MagikError("DeleteFailed", `cannot remove cgroup ${dir}: ${errno ?? String(err)}`, {
