@@ -125,6 +125,22 @@ static void reap(int pid, int state_dir_fd) {
   _exit(0);
 }
 
+/* Closes every fd from 3 up except two. close_range keeps this to a few syscalls: a close() per possible fd
+ * (a thousand) kept a core busy right when the runtime has to wake up for the container's pid. */
+static void close_all_but(int a, int b) {
+  int lo = a < b ? a : b, hi = a < b ? b : a;
+  unsigned int from = 3;
+  int keep[2] = {lo, hi};
+  for (int i = 0; i < 2; i++) {
+    if (keep[i] < 3 || (unsigned int)keep[i] < from) continue;
+    if ((unsigned int)keep[i] > from && syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0) < 0)
+      for (int fd = (int)from; fd < keep[i]; fd++) close(fd);
+    from = (unsigned int)keep[i] + 1;
+  }
+  if (syscall(SYS_close_range, from, ~0U, 0) < 0)
+    for (int fd = (int)from; fd < 1024; fd++) close(fd);
+}
+
 /*
  * The reaper's life: enter the pid namespace to join, clone the container, report its pid, keep only the state
  * dir and the exit pipe, wait, record the exit status. Runs either in magikrun-reaper (the normal path) or,
@@ -169,8 +185,7 @@ static void reaper_main(const uint8_t *plan, size_t len, int64_t clone_flags, co
   send_msg(fds[0], MSG_PID, 0, 0, child);
   /* keep only the state dir and the exit notification pipe: the caller sees EOF when the reaper is done */
   int keep_dir = fds[2], keep_notify = fds[3];
-  for (int fd = 3; fd < 1024; fd++)
-    if (fd != keep_dir && fd != keep_notify) close(fd);
+  close_all_but(keep_dir, keep_notify);
   int devnull = open("/dev/null", O_RDWR);
   if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); if (devnull > 2) close(devnull); }
   if (reaper_path && reaper_path[0]) {
