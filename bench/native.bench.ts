@@ -1,13 +1,13 @@
 /**
  * `native`: create + start + wait + delete of /bin/true from a busybox bundle, (a) through the TypeScript API
- * in this process and (b) through the CLI (`magikrun run`, one process), against `runc run` of the same bundle.
- * The variants are interleaved in one run, in an order that rotates every round, so that machine noise hits
- * them alike; medians are reported. Also the CLI's peak RSS, and `bun -e 0` (the floor of any Bun CLI) measured
- * in the same rounds, so that a loaded machine shows up in the figures.
+ * in this process and (b) through the CLI binary (`magikrun run`, one process), against `runc run` of the same
+ * bundle. The variants are interleaved in one run, in an order that rotates every round, so that machine noise
+ * hits them alike; medians are reported. Also the CLI's peak RSS, and `bun -e 0` (the floor of any Bun CLI)
+ * measured in the same rounds, so that a loaded machine shows up in the figures.
  *
- * The plain CLI is `bun apps/cli/src/main.ts` (what the README uses). The benchmark also builds the CLI with
- * `bun build --compile --bytecode` into a temp dir and measures it as an extra figure (set
- * NATIVE_BENCH_COMPILED=0 to skip); nothing else depends on that build.
+ * The CLI binary is apps/cli/dist/magikrun, the executable `scripts/setup.sh` builds (apps/cli/scripts/build.ts:
+ * `bun build --compile --bytecode`, launcher beside it); when it is missing the benchmark builds one into a temp
+ * dir. `bun apps/cli/src/main.ts` (the CLI run from its sources) is measured as an extra figure.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,19 +19,15 @@ import { type Benchmark, type Figure, median, timeMs } from "./lib.ts";
 
 const ROUNDS = Number(process.env.NATIVE_BENCH_ROUNDS ?? 15);
 const CLI = new URL("../apps/cli/src/main.ts", import.meta.url).pathname;
-const NATIVE_DIR =
-  process.env.MAGIKRUN_NATIVE_DIR ?? new URL("../packages/runtime-native/native", import.meta.url).pathname;
+const SHIPPED = new URL("../apps/cli/dist/magikrun", import.meta.url).pathname;
+const BUILD = new URL("../apps/cli/scripts/build.ts", import.meta.url).pathname;
 
-/** `bun build --compile --bytecode` of the CLI into `dir`; undefined (with the reason on stderr) if it fails. */
-function buildCompiled(dir: string): string | undefined {
-  const out = join(dir, "magikrun");
-  const r = Bun.spawnSync(
-    ["bun", "build", CLI, "--compile", "--bytecode", "--format=esm", "--minify", "--outfile", out],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  if (r.exitCode === 0) return out;
-  console.error(`native bench: the compiled CLI was not built: ${r.stderr.toString().trim()}`);
-  return undefined;
+/** The shipped executable, or one built into `dir` when `scripts/setup.sh` has not built it. */
+function cliBinary(dir: string): string {
+  if (existsSync(SHIPPED)) return SHIPPED;
+  const r = Bun.spawnSync(["bun", BUILD, "--outdir", dir], { stdio: ["ignore", "ignore", "pipe"] });
+  if (r.exitCode !== 0) throw new Error(`cannot build the CLI binary: ${r.stderr.toString().trim()}`);
+  return join(dir, "magikrun");
 }
 
 const bench: Benchmark = async () => {
@@ -43,13 +39,12 @@ const bench: Benchmark = async () => {
   });
   const root = mkdtempSync(join(tmpdir(), "magikrun-bench-"));
   const runcRoot = mkdtempSync(join(tmpdir(), "magikrun-bench-runc-"));
-  const compiled = process.env.NATIVE_BENCH_COMPILED === "0" ? undefined : buildCompiled(root);
+  const binary = cliBinary(root);
   const rt = new NativeRuntime({ root: join(root, "api"), onWarning: () => {} });
   const oci = loadBundle(bundle.dir);
   const times: Record<string, number[]> = {};
   let n = 0;
-  // The compiled binary finds the launcher through MAGIKRUN_NATIVE_DIR (its import.meta.url is virtual).
-  const env = { ...process.env, MAGIKRUN_NATIVE_DIR: NATIVE_DIR };
+  const env = { ...process.env };
   const spawn = (name: string, argv: string[]) => {
     const r = Bun.spawnSync(argv, { stdio: ["ignore", "ignore", "inherit"], env });
     if (r.exitCode !== 0) throw new Error(`${name} exited ${r.exitCode}`);
@@ -66,27 +61,12 @@ const bench: Benchmark = async () => {
         await rt.delete(id);
       },
     ],
+    ["cli", () => spawn("cli", [binary, "--root", join(root, "cli"), "run", "-b", bundle.dir, `cli-${n++}`])],
     [
-      "cli",
-      () => spawn("cli", ["bun", CLI, "--root", join(root, "cli"), "run", "-b", bundle.dir, `cli-${n++}`]),
+      "sources",
+      () =>
+        spawn("sources", ["bun", CLI, "--root", join(root, "cli"), "run", "-b", bundle.dir, `src-${n++}`]),
     ],
-    ...(compiled
-      ? [
-          [
-            "compiled",
-            () =>
-              spawn("compiled", [
-                compiled,
-                "--root",
-                join(root, "cli"),
-                "run",
-                "-b",
-                bundle.dir,
-                `bin-${n++}`,
-              ]),
-          ] as [string, () => void],
-        ]
-      : []),
     ["runc", () => spawn("runc", [RUNC, "--root", runcRoot, "run", "--bundle", bundle.dir, `runc-${n++}`])],
     ["bun", () => spawn("bun", ["bun", "-e", "0"])],
   ];
@@ -117,9 +97,8 @@ const bench: Benchmark = async () => {
         if (round >= 0) times[name]!.push(ms);
       }
     }
-    measureRss("cli", ["bun", CLI, "--root", join(root, "cli"), "run", "-b", bundle.dir, "{}"]);
-    if (compiled)
-      measureRss("compiled", [compiled, "--root", join(root, "cli"), "run", "-b", bundle.dir, "{}"]);
+    measureRss("cli", [binary, "--root", join(root, "cli"), "run", "-b", bundle.dir, "{}"]);
+    measureRss("sources", ["bun", CLI, "--root", join(root, "cli"), "run", "-b", bundle.dir, "{}"]);
     measureRss("runc", [RUNC, "--root", runcRoot, "run", "--bundle", bundle.dir, "{}"]);
   } finally {
     bundle.cleanup();
@@ -137,28 +116,25 @@ const bench: Benchmark = async () => {
       target: { ratio: 0.1, better: "lower" },
     },
     {
-      name: "CLI (bun apps/cli/src/main.ts run)",
+      name: "CLI (apps/cli/dist/magikrun run)",
       value: median(times.cli!),
       unit: "ms",
       reference,
       target: { ratio: 0.5, better: "lower" },
     },
-  ];
-  if (times.compiled?.length) {
-    figures.push({
-      name: "CLI compiled (bun build --compile --bytecode)",
-      value: median(times.compiled),
+    {
+      name: "CLI from sources (bun apps/cli/src/main.ts run)",
+      value: median(times.sources!),
       unit: "ms",
       reference,
-      target: { ratio: 0.5, better: "lower" },
-    });
-  }
+    },
+  ];
   figures.push(
     { name: "runc run", value: median(times.runc!), unit: "ms" },
     { name: "bun -e 0 (floor of a Bun CLI)", value: median(times.bun!), unit: "ms", reference },
   );
   if (rss.cli) figures.push({ name: "CLI peak RSS (magikrun run)", value: mib(rss.cli), unit: "MiB" });
-  if (rss.compiled) figures.push({ name: "CLI compiled peak RSS", value: mib(rss.compiled), unit: "MiB" });
+  if (rss.sources) figures.push({ name: "CLI from sources peak RSS", value: mib(rss.sources), unit: "MiB" });
   if (rss.runc) figures.push({ name: "runc run peak RSS", value: mib(rss.runc), unit: "MiB" });
   return {
     title: `native: create+start+wait+delete of /bin/true (busybox bundle), medians of ${ROUNDS} rounds, order rotating`,

@@ -45,4 +45,6 @@ bun install --frozen-lockfile >&2
 # Also done by the package's postinstall and, lazily, at first use; explicit here so a fresh machine has it.
 log "building the native launcher"
 bun packages/runtime-native/scripts/build-launcher.ts >&2
+log "building the magikrun executable (apps/cli/dist/magikrun)"
+bun apps/cli/scripts/build.ts >&2
 log "ready"

@@ -1,7 +1,17 @@
 import { existsSync, readdirSync, renameSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 
-/** Where launcher.c and its builds live; MAGIKRUN_NATIVE_DIR overrides it for a CLI built with `bun build --compile`. */
-const NATIVE_DIR = process.env.MAGIKRUN_NATIVE_DIR ?? new URL("../native", import.meta.url).pathname;
+/**
+ * Where launcher.c and its builds live: MAGIKRUN_NATIVE_DIR when set; `native/` beside the executable for a CLI
+ * built with `bun build --compile` (its modules live in the virtual /$bunfs, see apps/cli/scripts/build.ts);
+ * else this package's native/ directory.
+ */
+function nativeDir(): string {
+  if (process.env.MAGIKRUN_NATIVE_DIR) return process.env.MAGIKRUN_NATIVE_DIR;
+  if (import.meta.url.startsWith("file:///$bunfs/")) return `${dirname(process.execPath)}/native`;
+  return new URL("../native", import.meta.url).pathname;
+}
+const NATIVE_DIR = nativeDir();
 export const LAUNCHER_SOURCE = `${NATIVE_DIR}/launcher.c`;
 export const LAUNCHER_LIBRARY = `${NATIVE_DIR}/launcher.so`;
 /** The reaper program: the same source, statically linked (see mr_launch). */
@@ -16,9 +26,15 @@ function newestSourceMtime(): number {
   );
 }
 
+// Asked on every launch: the answer is kept once it is yes (a build only ever makes a file fresher).
+const fresh = new Set<string>();
+
 function isFresh(path: string): boolean {
+  if (fresh.has(path)) return true;
   if (!existsSync(path)) return false;
-  return statSync(path).mtimeMs >= newestSourceMtime();
+  if (statSync(path).mtimeMs < newestSourceMtime()) return false;
+  fresh.add(path);
+  return true;
 }
 
 /** True when the shared object exists and is at least as new as its C source. */
