@@ -1,6 +1,7 @@
 import { closeSync, openSync, readSync, realpathSync } from "node:fs";
 import { isAbsolute, posix, resolve, sep } from "node:path";
-import { MagikError, type OciBundle, type WasmBundle } from "@magikrun/spec";
+import { MagikError } from "@magikrun/spec/errors";
+import type { OciBundle, WasmBundle } from "@magikrun/spec/runtime";
 
 /** Annotations that mark an image or bundle as WebAssembly (as crun and runwasi read them) and set its limits. */
 export const WASM_ANNOTATIONS = {

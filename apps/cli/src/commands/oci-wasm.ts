@@ -22,7 +22,8 @@ export function runtimeChoice(value: string | undefined): RuntimeChoice {
 /** The wasm reading of `bundle` when the choice (or the bundle itself) says wasm; undefined for native. */
 export async function selectWasm(bundle: OciBundle, choice: RuntimeChoice): Promise<WasmBundle | undefined> {
   if (choice === "native") return undefined;
-  const { wasmBundleFromOci } = await import("@magikrun/runtime-wasm");
+  // The bundle reader alone: the engine (Workers, WASI) loads only when the bundle is wasm.
+  const { wasmBundleFromOci } = await import("@magikrun/runtime-wasm/oci-bundle");
   const wasm = wasmBundleFromOci(bundle);
   if (!wasm && choice === "wasm") {
     throw new MagikError(
