@@ -135,7 +135,10 @@ static int run_op(struct ctx *c, struct rec *r) {
   case OP_UNSHARE: return unshare((int)a[0]);
   case OP_SETHOSTNAME: return sethostname(s[0], strlen(s[0]));
   case OP_SETDOMAINNAME: return setdomainname(s[0], strlen(s[0]));
-  case OP_MOUNT_ROOT_PROP: return mount(NULL, "/", NULL, (unsigned long)a[0], NULL);
+  case OP_MOUNT_ROOT_PROP:
+    /* ints: flags[, 1: then make the rootfs's parent mount private if shared]; strs: [rootfs] */
+    if (mount(NULL, "/", NULL, (unsigned long)a[0], NULL) < 0) return -1;
+    return r->nints > 1 && a[1] && r->nstrs > 0 ? rootfs_parent_private(s[0]) : 0;
   case OP_BIND_ROOTFS:
     if (mount(s[0], s[0], NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
     c->rootfs = s[0];
@@ -215,12 +218,23 @@ static int run_op(struct ctx *c, struct rec *r) {
     return rc;
   }
   case OP_PIVOT:
-    if (fchdir(c->root_fd) < 0) return -1;
     if (a[0]) { /* --no-pivot: move the root over / and chroot, as runc does on ramfs */
+      if (fchdir(c->root_fd) < 0) return -1;
       if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) return -1;
       if (chroot(".") < 0) return -1;
     } else {
-      if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+      /* The old root ends up mounted over the new one; from inside the old root, "." names it (from the new
+       * root's directory it names the new root's mount, whose propagation must stay as set up). rslave keeps
+       * the detach from propagating to the host. */
+      int old = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (old < 0) return -1;
+      int rc = fchdir(c->root_fd);
+      if (rc == 0) rc = (int)syscall(SYS_pivot_root, ".", ".");
+      if (rc == 0) rc = fchdir(old);
+      int e = errno;
+      close(old);
+      errno = e;
+      if (rc < 0) return -1;
       if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) return -1;
       if (umount2(".", MNT_DETACH) < 0) return -1;
     }

@@ -96,3 +96,79 @@ static int mount_at_fd(const char *src, int fd, const char *type, unsigned long 
   return mount(src, p, type, flags, data);
 }
 
+/* A mountinfo line (id parent major:minor root mountpoint options [optional...] - fstype source superopts):
+ * -1 if it is not mount `id`, else whether its optional fields say shared. */
+static int mountinfo_line_shared(char *line, uint64_t id) {
+  uint64_t v = 0;
+  const char *p = line;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+  if (p == line || *p != ' ' || v != id) return -1;
+  int field = 0;
+  for (char *t = line; t; field++) {
+    char *sp = strchr(t, ' ');
+    if (sp) *sp = 0;
+    if (field >= 6 && strcmp(t, "-") == 0) break;
+    if (field >= 6 && strncmp(t, "shared:", 7) == 0) return 1;
+    t = sp ? sp + 1 : NULL;
+  }
+  return 0;
+}
+
+/* Whether the mount with this id (mountinfo's first field) is shared: 1, 0, or -1 with errno. Read in chunks
+ * (no malloc in the container's process); a line longer than the buffer is skipped unless it is the one sought,
+ * whose optional fields then cannot be seen (E2BIG). */
+static int mount_is_shared(uint64_t id) {
+  int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[8192];
+  size_t len = 0;
+  int result = -2, skip = 0;
+  while (result == -2) {
+    ssize_t n;
+    do n = read(fd, buf + len, sizeof buf - 1 - len); while (n < 0 && errno == EINTR);
+    if (n < 0) { result = -1; break; }
+    len += (size_t)n;
+    buf[len] = 0;
+    size_t start = 0;
+    while (result == -2 && start < len) {
+      char *nl = memchr(buf + start, '\n', len - start);
+      if (!nl && n > 0 && !(start == 0 && len == sizeof buf - 1)) break; /* the line's end is still to come */
+      if (nl) *nl = 0;
+      int r = skip ? -1 : mountinfo_line_shared(buf + start, id);
+      if (r >= 0 && !nl && n > 0) { errno = E2BIG; r = -1; result = -1; }
+      else if (r >= 0) result = r;
+      skip = !nl && n > 0;
+      start = nl ? (size_t)(nl - buf) + 1 : len;
+    }
+    if (n == 0 && result == -2) { errno = ENOENT; result = -1; }
+    len -= start;
+    memmove(buf, buf + start, len);
+  }
+  int e = errno;
+  close(fd);
+  errno = e;
+  return result;
+}
+
+/* As runc's rootfsParentMountPrivate: the mount holding the rootfs (the rootfs itself if it is a mount's root)
+ * is made private when it is shared, so that the rootfs bind propagates nowhere and pivot_root accepts it. Its
+ * root is found by walking up the (absolute, symlink-free) path to the first mount root. */
+static int rootfs_parent_private(const char *rootfs) {
+  char path[4096];
+  size_t n = strlen(rootfs);
+  if (n >= sizeof path) { errno = ENAMETOOLONG; return -1; }
+  memcpy(path, rootfs, n + 1);
+  struct statx st;
+  for (;;) {
+    if (statx(AT_FDCWD, path, 0, STATX_MNT_ID, &st) < 0) return -1;
+    if (!(st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) { errno = ENOSYS; return -1; }
+    if ((st.stx_attributes & STATX_ATTR_MOUNT_ROOT) || strcmp(path, "/") == 0) break;
+    char *slash = strrchr(path, '/');
+    if (slash == path) path[1] = 0;
+    else *slash = 0;
+  }
+  if (!(st.stx_mask & STATX_MNT_ID)) { errno = ENOSYS; return -1; }
+  int shared = mount_is_shared(st.stx_mnt_id);
+  if (shared <= 0) return shared;
+  return mount(NULL, path, NULL, MS_PRIVATE, NULL);
+}

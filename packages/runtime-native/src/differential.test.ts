@@ -2,11 +2,12 @@
  * The same bundles under Debian's runc and under magikrun: what the container sees must be the same.
  * Outputs are compared verbatim except for values that name the container (ids, temp paths).
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RuntimeConfig } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadBundle } from "./bundle.ts";
 import { NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, RUNC, uniqueId } from "./test-support/busybox-bundle.ts";
 import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";
@@ -22,6 +23,32 @@ const skip = !isRoot
 interface Outcome {
   code: number;
   stdout: string;
+}
+
+type Propagation = NonNullable<NonNullable<RuntimeConfig["linux"]>["rootfsPropagation"]>;
+
+function sh(...argv: string[]): void {
+  const r = Bun.spawnSync(argv, { stdio: ["ignore", "ignore", "pipe"] });
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.toString().trim()}`);
+}
+
+/**
+ * "mountpoint propagation fstype source" per line of a mountinfo, peer group numbers dropped (they differ from
+ * run to run): e.g. "/data/sub shared,master tmpfs hostbind". Sorted, cgroup hierarchies aside, as in the mount
+ * table test (runc masks and remounts read-only in another order).
+ */
+function propagationTable(mountinfo: string): string[] {
+  return mountinfo
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const f = line.split(" ");
+      const dash = f.indexOf("-", 6);
+      const tags = f.slice(6, dash).map((t) => t.replace(/:\d+$/, ""));
+      return `${f[4]} ${tags.join(",") || "private"} ${f[dash + 1]} ${f[dash + 2]}`;
+    })
+    .filter((line) => !line.startsWith("/sys/fs/cgroup/"))
+    .sort();
 }
 
 describe.skipIf(skip !== "")(`differential: runc vs magikrun${skip ? ` (skipped: ${skip})` : ""}`, () => {
@@ -156,5 +183,133 @@ describe.skipIf(skip !== "")(`differential: runc vs magikrun${skip ? ` (skipped:
     });
     expect(ours).toEqual(runc);
     expect(ours.stdout).toBe("67108864\n32\n50000\n");
+  });
+
+  /**
+   * What a container sees of mounts the host makes after start, under the rootfs (on /mnt) and under the source
+   * of a bind mount (on /data/sub). The bundle directory is a shared mount of its own (this host's / is private,
+   * so nothing would propagate otherwise). The container waits for /go, written by the host after its mounts.
+   */
+  async function hostMountsSeen(
+    runtime: "runc" | "magikrun",
+    rootfsPropagation: Propagation | undefined,
+    bindPropagation: string | undefined,
+  ): Promise<string[]> {
+    const bundle = makeBundle(
+      ["sh", "-c", "while [ ! -e /go ]; do usleep 5000; done; cat /proc/self/mountinfo"],
+      (c) => {
+        if (rootfsPropagation) c.linux!.rootfsPropagation = rootfsPropagation;
+      },
+    );
+    const source = join(bundle.dir, "src");
+    mkdirSync(join(source, "sub"), { recursive: true });
+    mkdirSync(join(bundle.dir, "rootfs", "mnt"));
+    bundle.config.mounts!.push({
+      destination: "/data",
+      type: "bind",
+      source,
+      options: ["rbind", ...(bindPropagation ? [bindPropagation] : [])],
+    });
+    bundle.save();
+    const out = join(bundle.dir, "stdout");
+    const err = join(bundle.dir, "stderr");
+    writeFileSync(out, "");
+    const mounted: string[] = [];
+    const hostMounts = () => {
+      for (const [name, dir] of [
+        ["hostroot", join(bundle.dir, "rootfs", "mnt")],
+        ["hostbind", join(source, "sub")],
+      ] as const) {
+        sh("mount", "-t", "tmpfs", name, dir);
+        mounted.unshift(dir);
+      }
+      writeFileSync(join(bundle.dir, "rootfs", "go"), "");
+    };
+    const id = uniqueId(runtime);
+    try {
+      sh("mount", "--bind", bundle.dir, bundle.dir);
+      mounted.unshift(bundle.dir);
+      sh("mount", "--make-shared", bundle.dir);
+      if (runtime === "runc") {
+        const runc = (...args: string[]) => Bun.spawnSync([RUNC, "--root", runcRoot, ...args]);
+        // Files, not pipes: the created container inherits runc's stdio and would hold a pipe open.
+        const created = Bun.spawnSync([RUNC, "--root", runcRoot, "create", "--bundle", bundle.dir, id], {
+          stdio: ["ignore", Bun.file(out), Bun.file(err)],
+        });
+        expect({ code: created.exitCode, stderr: readFileSync(err, "utf8") }).toEqual({
+          code: 0,
+          stderr: "",
+        });
+        try {
+          expect(runc("start", id).exitCode).toBe(0);
+          hostMounts();
+          const deadline = Date.now() + 10_000;
+          while (JSON.parse(runc("state", id).stdout.toString()).status !== "stopped") {
+            if (Date.now() > deadline) throw new Error("runc's container did not exit");
+            await Bun.sleep(5);
+          }
+        } finally {
+          runc("delete", "--force", id);
+        }
+      } else {
+        await rt.create({
+          id,
+          bundle: loadBundle(bundle.dir),
+          stdio: { stdin: "ignore", stdout: { path: out }, stderr: { path: err } },
+        });
+        try {
+          await rt.start(id);
+          hostMounts();
+          expect((await rt.wait(id)).code).toBe(0);
+        } finally {
+          await rt.delete(id, { force: true });
+        }
+        expect(leftovers(state.root, id)).toEqual([]);
+      }
+      return propagationTable(readFileSync(out, "utf8"));
+    } finally {
+      for (const dir of mounted)
+        Bun.spawnSync(["umount", "-l", dir], { stdio: ["ignore", "ignore", "ignore"] });
+      bundle.cleanup();
+    }
+  }
+
+  const arrived = (table: string[]) =>
+    table.filter((line) => / host(root|bind)$/.test(line)).map((line) => line.split(" ")[0]);
+
+  it("rootfsPropagation: host mounts made after start, and every mount's propagation, as under runc", async () => {
+    // runc 1.1.5 applies rootfsPropagation to the host tree's copy before binding the rootfs (whose parent it
+    // makes private when shared) and never after: with rshared, nothing of the host arrives.
+    const expected: [Propagation | undefined, string[]][] = [
+      [undefined, ["/data/sub", "/mnt"]],
+      ["rslave", ["/data/sub", "/mnt"]],
+      ["rprivate", []],
+      ["rshared", []],
+      ["slave", []],
+      ["shared", []],
+    ];
+    for (const [propagation, seen] of expected) {
+      const runc = await hostMountsSeen("runc", propagation, undefined);
+      expect({ propagation, seen: arrived(runc) }).toEqual({ propagation, seen });
+      expect({ propagation, table: await hostMountsSeen("magikrun", propagation, undefined) }).toEqual({
+        propagation,
+        table: runc,
+      });
+    }
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toMatch(/hostroot|hostbind/);
+  });
+
+  it("propagation options of a bind mount (rslave, rshared, shared, rprivate), as under runc", async () => {
+    for (const option of ["rslave", "rshared", "shared", "rprivate"]) {
+      const runc = await hostMountsSeen("runc", undefined, option);
+      const ours = await hostMountsSeen("magikrun", undefined, option);
+      expect({ option, table: ours }).toEqual({ option, table: runc });
+      if (option === "rshared") {
+        // shared within the container, still a slave of the host's mount: the host's mount arrives.
+        expect(runc).toContain("/data/sub shared,master tmpfs hostbind");
+      }
+      expect(arrived(runc).includes("/data/sub")).toBe(option !== "rprivate");
+    }
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toMatch(/hostroot|hostbind/);
   });
 });

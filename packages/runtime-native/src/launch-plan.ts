@@ -8,7 +8,7 @@ import type {
   Process,
   RuntimeConfig,
 } from "@magikrun/spec/runtime-config";
-import { MS, parseMountOptions } from "./mount-options.ts";
+import { MS, PROPAGATION_OPTIONS, parseMountOptions } from "./mount-options.ts";
 import { OP, type PlannedOp } from "./plan-encoder.ts";
 
 /** clone(2) flags for the namespaces clone can create. */
@@ -206,8 +206,19 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
     add(OP.WRITE_FILE, "write oom_score_adj", [], ["/proc/self/oom_score_adj", String(proc.oomScoreAdj)]);
   }
 
-  // Filesystem: nothing of the host's mount tree may propagate in, then the rootfs and each mount in order.
-  add(OP.MOUNT_ROOT_PROP, "make / a slave mount", [MS.SLAVE | MS.REC]);
+  // Filesystem: as runc 1.1.5, rootfsPropagation (default rslave) goes to the namespace's copy of the host's
+  // tree before the rootfs is bound, and nowhere after: mounts under the rootfs inherit what it leaves there.
+  const rootPropagation = linux.rootfsPropagation || "rslave";
+  const rootFlags = PROPAGATION_OPTIONS[rootPropagation]!;
+  // Only after a shared or non-recursive change can the rootfs's parent mount still be shared; then it is made
+  // private (runc's rootfsParentMountPrivate), or the bind would propagate and pivot_root would refuse it.
+  const parentMaybeShared = (rootFlags & MS.SHARED) !== 0 || (rootFlags & MS.REC) === 0;
+  add(
+    OP.MOUNT_ROOT_PROP,
+    `make / ${rootPropagation}${parentMaybeShared ? ", the rootfs's parent mount private if shared" : ""}`,
+    parentMaybeShared ? [rootFlags, 1] : [rootFlags],
+    parentMaybeShared ? [inputs.rootfs] : [],
+  );
   add(OP.BIND_ROOTFS, `bind rootfs ${inputs.rootfs}`, [], [inputs.rootfs]);
   for (const mount of config.mounts ?? []) planMount(mount, inputs, add);
   planDevices(inputs, userNs, add);
@@ -234,12 +245,6 @@ export function planLaunch(inputs: PlanInputs): LaunchPlan {
   add(OP.PIVOT, inputs.noPivot ? "move rootfs to / and chroot" : "pivot_root into the rootfs", [
     inputs.noPivot ? 1 : 0,
   ]);
-  if (linux.rootfsPropagation) {
-    // runc accepts the r-prefixed spellings too; the flag is applied recursively either way.
-    const kind = linux.rootfsPropagation.replace(/^r/, "") as "private" | "shared" | "slave" | "unbindable";
-    const flag = { private: MS.PRIVATE, shared: MS.SHARED, slave: MS.SLAVE, unbindable: MS.UNBINDABLE }[kind];
-    add(OP.MOUNT_ROOT_PROP, `set rootfs propagation ${linux.rootfsPropagation}`, [flag | MS.REC]);
-  }
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     if (!/^[A-Za-z0-9_.-]+$/.test(key) || key.includes("..")) {
       throw invalid(`invalid sysctl name ${JSON.stringify(key)}`, { sysctl: key });
