@@ -1,12 +1,13 @@
 import { posix } from "node:path";
 import { MagikError } from "@magikrun/spec/errors";
 import type { Resources } from "@magikrun/spec/runtime-config";
+import { applyWrite, type ExistsCache } from "./apply-write.ts";
 import { deviceAccessModel, deviceFilterProgram } from "./device-filter.ts";
 import { type CgroupFs, errnoOf, nodeCgroupFs } from "./fs.ts";
 import { CgroupHandle } from "./handle.ts";
 import { type CgroupLayout, detectCgroupLayout } from "./layout.ts";
 import { leafDirectories, normaliseCgroupsPath, type RelativeBase } from "./paths.ts";
-import { type PlannedWrite, planResources } from "./plan.ts";
+import { planResources } from "./plan.ts";
 
 export interface CreateCgroupOptions {
   /** Container id; names the default cgroup /magikrun/<id>. */
@@ -24,60 +25,6 @@ export interface CreateCgroupOptions {
 
 /** Every v2 controller a container may want for stats; enabled best effort on pure v2 hosts. */
 const V2_STATS_CONTROLLERS = ["cpu", "io", "memory", "pids"];
-
-/** Which control files exist, asked once per file and directory: the devices rules write one file a dozen times. */
-type ExistsCache = Map<string, boolean>;
-
-async function fileExists(fs: CgroupFs, path: string, cache: ExistsCache): Promise<boolean> {
-  let known = cache.get(path);
-  if (known === undefined) {
-    known = await fs.exists(path);
-    cache.set(path, known);
-  }
-  return known;
-}
-
-async function applyWrite(fs: CgroupFs, dir: string, w: PlannedWrite, cache: ExistsCache): Promise<void> {
-  let chosen: { file: string; value: string } | undefined;
-  for (const choice of w.choices) {
-    if (await fileExists(fs, posix.join(dir, choice.file), cache)) {
-      chosen = choice;
-      break;
-    }
-  }
-  if (chosen === undefined) {
-    const files = w.choices.map((c) => c.file);
-    throw new MagikError(
-      "NotSupported",
-      `linux.resources.${w.field}: this kernel has no ${files.join(" or ")}`,
-      {
-        details: { field: `linux.resources.${w.field}`, controller: w.controller, files, path: dir },
-        hint: `The ${w.controller} controller here cannot enforce ${w.field}; remove it from the config.`,
-      },
-    );
-  }
-  try {
-    await fs.write(posix.join(dir, chosen.file), chosen.value);
-  } catch (err) {
-    const errno = errnoOf(err);
-    const refused = errno === "EINVAL" || errno === "ERANGE" || errno === "EOVERFLOW";
-    throw new MagikError(
-      refused ? "InvalidInput" : "CreateFailed",
-      `linux.resources.${w.field}: writing ${JSON.stringify(chosen.value)} to ${chosen.file} failed (${errno ?? err})`,
-      {
-        cause: err,
-        details: {
-          field: `linux.resources.${w.field}`,
-          file: chosen.file,
-          value: chosen.value,
-          path: dir,
-          errno,
-        },
-        ...(refused ? { hint: "The kernel refused the value; check its range and format." } : {}),
-      },
-    );
-  }
-}
 
 /** A new v1 cpuset cgroup starts with no CPUs or memory nodes, and no task can join it until they are set. */
 async function inheritCpuset(fs: CgroupFs, dir: string): Promise<void> {

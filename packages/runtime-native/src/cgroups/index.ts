@@ -13,4 +13,5 @@ export {
 export { DEFAULT_CGROUP_PARENT, leafDirectories, normaliseCgroupsPath } from "./paths.ts";
 export { type PlannedWrite, planResources, type ResourcePlan } from "./plan.ts";
 export type { CgroupStats } from "./stats.ts";
+export { type UpdateCgroupOptions, updateCgroup } from "./update.ts";
 export { blkioWeightToIoWeight, sharesToWeight } from "./v2-writes.ts";
