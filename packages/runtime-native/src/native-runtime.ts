@@ -11,6 +11,7 @@ import type {
   KillOptions,
   OciRuntime,
 } from "@magikrun/spec/runtime";
+import type { Resources } from "@magikrun/spec/runtime-config";
 import type { ContainerState } from "@magikrun/spec/state";
 import { syncCgroupFs } from "./cgroup-sync-fs.ts";
 import { openCgroup } from "./cgroups/index.ts";
@@ -21,6 +22,7 @@ import { deleteContainer } from "./container/delete.ts";
 import { execInContainer } from "./container/exec.ts";
 import { killContainer } from "./container/kill.ts";
 import { startContainer } from "./container/start.ts";
+import { updateContainer } from "./container/update.ts";
 import { signalName } from "./signals.ts";
 import { DEFAULT_STATE_ROOT, type ExitRecord, StateStore } from "./state-store.ts";
 import { linuxSyscall, type Syscall } from "./syscall.ts";
@@ -161,6 +163,11 @@ export class NativeRuntime implements OciRuntime {
       await openCgroup(stored.cgroup, syncCgroupFs).thaw();
       this.store.setPaused(id, false);
     });
+  }
+
+  /** New resource limits for a created, running or paused container (runc update). */
+  update(id: string, resources: Resources): Promise<void> {
+    return updateContainer(this.#ctx, id, resources);
   }
 
   /** Process ids in the container's cgroup (runc ps). */
