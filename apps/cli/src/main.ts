@@ -25,11 +25,13 @@ const ROUTES: Record<string, () => Promise<CommandModule>> = {
   spec: () => import("./commands/oci.ts"),
   events: () => import("./commands/oci.ts"),
   features: () => import("./commands/oci.ts"),
+  update: () => import("./commands/oci.ts"),
 };
 
 const USAGE = `usage: magikrun [global options] <command> [options]
 
-OCI runtime (runc-compatible): create start run state kill delete exec list ps pause resume spec events
+OCI runtime (runc-compatible): create start run state kill delete exec list ps pause resume update
+                                spec events features
 Images:                         image pull|ls|inspect|tag|rm|prune|import|build-from-dir
 Bundles from images:            bundle create|rm|path
 WebAssembly:                    wasm run

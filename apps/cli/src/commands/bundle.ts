@@ -6,6 +6,10 @@ import { parseArgs } from "node:util";
 import { BundleBuilder, type ContainerOverrides, ImageStore } from "@magikrun/image";
 import { type Bundle, MagikError, type Resources } from "@magikrun/spec";
 import { type GlobalOptions, output, storeRoot } from "../cli.ts";
+import { parseSize } from "../sizes.ts";
+
+// The one size parser of the CLI (also `update --memory`); tests and callers have long imported it from here.
+export { parseSize };
 
 const USAGE = `usage: magikrun bundle <command> [options]
 
@@ -35,20 +39,6 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
     });
   }
   return n;
-}
-
-const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-
-/** `64m`, `1g`, `512k` or bytes, as docker's --memory. */
-export function parseSize(value: string, flag: string): number {
-  const match = /^(\d+)([bkmg]?)$/i.exec(value.trim());
-  const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]! : Number.NaN;
-  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw new MagikError("InvalidInput", `${flag} must be a size like 64m or 1g, got ${value}`, {
-      details: { flag, value },
-    });
-  }
-  return bytes;
 }
 
 function resourcesFrom(

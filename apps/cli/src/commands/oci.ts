@@ -13,6 +13,7 @@ import { OCI_RUNTIME_SPEC_VERSION } from "@magikrun/spec/runtime";
 import type { Process } from "@magikrun/spec/runtime-config";
 import type { ContainerState } from "@magikrun/spec/state";
 import { type GlobalOptions, logMessage } from "../cli.ts";
+import { UPDATE_FLAGS, update } from "./oci-update.ts";
 
 interface FlagSpec {
   /** Canonical name the value is stored under. */
@@ -81,6 +82,7 @@ const FLAGS: Record<string, Record<string, FlagSpec>> = {
     "--interval": { name: "interval", value: true },
   },
   features: {},
+  update: UPDATE_FLAGS,
 };
 FLAGS.run = {
   ...FLAGS.create,
@@ -219,6 +221,8 @@ export async function run(command: string, args: string[], globals: GlobalOption
     case "features":
       console.log(JSON.stringify(features(), null, 2));
       return 0;
+    case "update":
+      return update(runtime, containerId(p, command), p.flags, (m) => logMessage(globals, "warning", m));
   }
   throw usageError(`unknown command ${command}`, { command });
 }
