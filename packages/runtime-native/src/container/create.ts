@@ -1,4 +1,4 @@
-import { mkdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { posix } from "node:path";
 import { MagikError } from "@magikrun/spec/errors";
 import { enforceLimit } from "@magikrun/spec/limits";
@@ -149,13 +149,21 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
 
   const { store, sys } = ctx;
   const dir = store.dir(id);
-  await store.withRootLock(() => {
+  // From here `state` reports the container as creating, and other commands on it wait for the create.
+  const creating = await store.withRootLock(() => {
     const existing = store.ids();
     if (existing.includes(id)) {
       throw new MagikError("ContainerAlreadyExists", `container ${id} already exists`, { details: { id } });
     }
     enforceLimit("MAX_CONTAINERS", existing.length + 1, ctx.limits);
-    mkdirSync(dir, { mode: 0o700 });
+    return store.beginCreate({
+      id,
+      bundle: bundle.path,
+      rootfs,
+      ...(config.annotations && Object.keys(config.annotations).length
+        ? { annotations: config.annotations }
+        : {}),
+    });
   });
 
   const opened: number[] = [];
@@ -294,6 +302,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
     throw err;
   } finally {
     for (const fd of opened) sys.close(fd);
+    creating.release();
   }
 }
 
