@@ -37,6 +37,16 @@ describe.skipIf(skip !== "")(`bad bundles${skip ? ` (skipped: ${skip})` : ""}`, 
     }
   }
 
+  // The cgroup is made while the process starts: a limit the kernel refuses fails after the clone, and the
+  // process, its reaper and the cgroup's directories must still all be gone.
+  it("a cgroup limit the kernel refuses", () =>
+    createFails(
+      (c) => {
+        c.linux!.resources = { ...c.linux!.resources, cpu: { quota: 500, period: 100_000 } };
+      },
+      { code: "InvalidInput", details: { file: "cpu.cfs_quota_us", errno: "EINVAL" } },
+    ));
+
   it("missing rootfs", () =>
     createFails((_c, dir) => rmSync(`${dir}/rootfs`, { recursive: true }), {
       code: "InvalidBundle",

@@ -37,6 +37,8 @@ export interface CreatingRecord {
   bundle: string;
   rootfs: string;
   annotations?: Record<string, string>;
+  /** Where the cgroup goes (made during the create): `delete` removes it if the creator died midway. */
+  cgroup?: CgroupState;
 }
 
 /**
@@ -86,7 +88,18 @@ function parseCreating(text: string): StoredContainer | undefined {
       ...(annotations ? { annotations } : {}),
     } as RuntimeConfig,
     creator: startTime !== undefined ? { pid, startTime } : { pid },
+    ...(isCgroupState(d.cgroup) ? { cgroup: d.cgroup } : {}),
   };
+}
+
+function isCgroupState(v: unknown): v is CgroupState {
+  const paths = (v as { paths?: unknown } | null)?.paths;
+  return (
+    typeof paths === "object" &&
+    paths !== null &&
+    Object.values(paths).every((p) => typeof p === "string") &&
+    Array.isArray((v as { created?: unknown }).created)
+  );
 }
 
 function parseStored(data: unknown): StoredContainer | undefined {

@@ -7,7 +7,7 @@ import { type CgroupFs, errnoOf, nodeCgroupFs } from "./fs.ts";
 import { CgroupHandle } from "./handle.ts";
 import { type CgroupLayout, detectCgroupLayout } from "./layout.ts";
 import { leafDirectories, normaliseCgroupsPath, type RelativeBase } from "./paths.ts";
-import { planResources } from "./plan.ts";
+import { planResources, type ResourcePlan } from "./plan.ts";
 
 export interface CreateCgroupOptions {
   /** Container id; names the default cgroup /magikrun/<id>. */
@@ -72,11 +72,14 @@ interface Hierarchy {
  * Creates the container's cgroup in every hierarchy and applies its resources. Nothing is touched before the
  * resources are validated, and anything created is removed again when a later step fails.
  */
-export async function createCgroup(
+/**
+ * Where the container's cgroup will be in each hierarchy, with its resources checked against this host: what
+ * createCgroup will do, without touching the filesystem. Bad resources fail here, before anything exists.
+ */
+export function planCgroup(
   options: CreateCgroupOptions,
-  fs: CgroupFs = nodeCgroupFs,
-): Promise<CgroupHandle> {
-  const layout = options.layout ?? (await detectCgroupLayout());
+  layout: CgroupLayout,
+): { leaves: Record<string, string>; plan: ResourcePlan } {
   if (layout.mode === "none") {
     throw new MagikError("RuntimeUnavailable", "no cgroup filesystem is mounted", {
       details: { cgroupMode: layout.mode },
@@ -87,7 +90,15 @@ export async function createCgroup(
   const plan = planResources(layout, options.resources ?? {});
   const base: RelativeBase =
     options.relativeTo === undefined ? { kind: "own" } : { kind: "fixed", path: options.relativeTo };
-  const leaves = leafDirectories(layout, normalised, base);
+  return { leaves: leafDirectories(layout, normalised, base), plan };
+}
+
+export async function createCgroup(
+  options: CreateCgroupOptions,
+  fs: CgroupFs = nodeCgroupFs,
+): Promise<CgroupHandle> {
+  const layout = options.layout ?? (await detectCgroupLayout());
+  const { leaves, plan } = planCgroup(options, layout);
 
   const hierarchies: Hierarchy[] = [];
   const seen = new Set<string>();

@@ -1,4 +1,4 @@
-export { type CreateCgroupOptions, createCgroup } from "./create.ts";
+export { type CreateCgroupOptions, createCgroup, planCgroup } from "./create.ts";
 export { type DeviceAccessModel, deviceAccessModel, deviceFilterProgram } from "./device-filter.ts";
 export { type CgroupFs, nodeCgroupFs } from "./fs.ts";
 export { CgroupHandle, type CgroupState, type DestroyOptions, openCgroup } from "./handle.ts";

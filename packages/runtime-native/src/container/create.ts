@@ -18,7 +18,7 @@ import type {
 } from "@magikrun/spec/runtime-config";
 import type { ContainerState } from "@magikrun/spec/state";
 import { cgroupLayout, syncCgroupFs } from "../cgroup-sync-fs.ts";
-import { type CgroupHandle, createCgroup } from "../cgroups/index.ts";
+import { type CgroupHandle, createCgroup, planCgroup } from "../cgroups/index.ts";
 import { runHooks } from "../hooks.ts";
 import { processSecurity } from "../integrations.ts";
 import { type LaunchPlan, planLaunch } from "../launch-plan.ts";
@@ -135,6 +135,15 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       ? { startContainerHooks: { hooks: config.hooks.startContainer, stateFd: fds.created } }
       : {}),
   });
+  const cgroupOptions = {
+    id,
+    cgroupsPath: linux.cgroupsPath,
+    resources: withDefaultDeviceRules(linux.resources, linux.devices),
+    layout: cgroupLayout(),
+    onWarning: ctx.warn,
+  };
+  // The cgroup's place and checked resources now; its directories are made while the process starts.
+  const cgroupLeaves = planCgroup(cgroupOptions, cgroupOptions.layout).leaves;
   // Plan once with placeholder fds so a bad config fails before anything exists on the host.
   const placeholders = Object.fromEntries(
     (linux.namespaces ?? []).filter((n) => n.path).map((n) => [n.type, 0]),
@@ -163,6 +172,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       ...(config.annotations && Object.keys(config.annotations).length
         ? { annotations: config.annotations }
         : {}),
+      cgroup: { paths: cgroupLeaves, created: [] },
     });
   });
 
@@ -185,16 +195,6 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       opened.push(fd);
       joinFds[ns.type] = fd;
     }
-    cgroup = await createCgroup(
-      {
-        id,
-        cgroupsPath: linux.cgroupsPath,
-        resources: withDefaultDeviceRules(linux.resources, linux.devices),
-        layout: cgroupLayout(),
-        onWarning: ctx.warn,
-      },
-      syncCgroupFs,
-    );
     const fifo = `${dir}/exec.fifo`;
     const mk = sys.mkfifo(fifo, 0o622);
     if (mk < 0)
@@ -243,7 +243,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       joinFds,
       fifoFd,
       stdioFds,
-      cgroupBinds: cgroupBinds(cgroup.paths),
+      cgroupBinds: cgroupBinds(cgroupLeaves),
     });
     // createContainer hooks run within the setup: each adds its timeout (or the start timeout) to the deadline.
     const hookBudgetMs = (config.hooks?.createContainer ?? []).reduce(
@@ -252,16 +252,18 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
     );
     const setupDeadline = () => Date.now() + ctx.limits.CONTAINER_START_TIMEOUT_MS + hookBudgetMs;
     const deadline = setupDeadline();
-    const handle = cgroup;
     const launched = await launch(sys, {
       ...plan,
       exitDir: dir,
       until: "ready",
       deadline,
       errorCode: "CreateFailed",
+      whileStarting: async () => {
+        cgroup = await createCgroup(cgroupOptions, syncCgroupFs);
+      },
       beforeRelease: async (pid) => {
         if (plan.userNs) writeIdMaps(pid, config);
-        await handle.join(pid);
+        await cgroup!.join(pid);
         for (const { status, path } of hookStateFiles) {
           writeFileSync(path, JSON.stringify(hookState(pid, status)));
           rmSync(path, { force: true });
@@ -283,7 +285,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       reaperPid: launched.reaperPid,
       created: new Date().toISOString(),
       config,
-      cgroup: cgroup.toJSON(),
+      cgroup: cgroup!.toJSON(),
     };
     const startTime = readProcStat(launched.pid)?.startTime;
     if (startTime !== undefined) stored.pidStartTime = startTime;

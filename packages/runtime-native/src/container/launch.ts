@@ -22,6 +22,12 @@ export interface LaunchRequest {
   pidNsFd: number;
   /** Directory the reaper writes `exit` into. */
   exitDir: string;
+  /**
+   * Host-side work that does not need the pid (the cgroup's directories and limits): run while the reaper
+   * starts and clones the container on the other core, instead of before it. A failure is reported once the
+   * pid is known, so that the process can be killed.
+   */
+  whileStarting?(): Promise<void>;
   /** Called with the container's pid while it waits on the sync pipe: id maps, cgroup join, hooks. */
   beforeRelease(pid: number): Promise<void> | void;
   /** At the plan's HOOKS_SYNC step (after the mounts): runs the runtime's hooks, returns the new deadline. */
@@ -94,11 +100,16 @@ export async function launch(sys: Syscall, req: LaunchRequest): Promise<Launched
       throw new MagikError(req.errorCode, `cannot fork the reaper: ${errno}`, { details: { errno } });
     }
     for (const fd of [statusWrite, syncRead, notifyWrite, exitDirFd]) closeFd(fd);
+    let startingError: { err: unknown } | undefined;
+    await req.whileStarting?.().catch((err: unknown) => {
+      startingError = { err };
+    });
     const reader = new StatusReader(sys, statusRead);
     const first = reader.next(req.deadline);
     if (!first) throw new MagikError(req.errorCode, "the reaper exited before starting the container");
     if (first.kind === MSG.ERROR) throw stepError(first, req.ops, req.errorCode);
     pid = first.value;
+    if (startingError) throw startingError.err;
     await req.beforeRelease(pid);
     if (sys.write(syncWrite, new Uint8Array([1])) !== 1) {
       throw new MagikError(req.errorCode, "the container process died before setup", { details: { pid } });
