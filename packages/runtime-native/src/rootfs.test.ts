@@ -203,7 +203,7 @@ describe.skipIf(skip !== "")(
     }
 
     it("rootfsPropagation: host mounts under the rootfs reach the container exactly when they do under runc", async () => {
-      // (rootfsPropagation shared, rshared and slave differ from runc; see the README's deviations.)
+      // shared, rshared and slave are compared with runc itself in differential.test.ts.
       const expected: [Propagation | undefined, "propagated" | "isolated"][] = [
         [undefined, "propagated"], // runc's default is rslave
         ["rslave", "propagated"],
