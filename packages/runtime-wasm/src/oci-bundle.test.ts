@@ -67,17 +67,117 @@ describe("wasmBundleFromOci", () => {
     expect(() => wasmBundleFromOci(bad.bundle)).toThrowError(/must be a positive integer/);
   });
 
-  it("refuses a module that resolves outside the rootfs", () => {
+  it("resolves symlinks as inside the container: absolute targets from the rootfs, .. stopping at it", () => {
     const outside = scratch.path("outside.wasm");
     writeFileSync(outside, WASM);
-    const { bundle, rootfs } = ociBundle("/app/escape.wasm", {});
+    const { bundle, rootfs } = ociBundle("/app/abs.wasm", {});
+    mkdirSync(join(rootfs, "opt"));
+    writeFileSync(join(rootfs, "opt/real.wasm"), WASM);
+    symlinkSync("/opt/real.wasm", join(rootfs, "app/abs.wasm"));
+    symlinkSync("../../../../opt/real.wasm", join(rootfs, "app/up.wasm"));
     symlinkSync(outside, join(rootfs, "app/escape.wasm"));
+    symlinkSync("loop.wasm", join(rootfs, "app/loop.wasm"));
+    const program = (name: string) => ({
+      ...bundle,
+      config: { ...bundle.config, process: { ...bundle.config.process!, args: [name] } },
+    });
+    const real = join(rootfs, "opt/real.wasm");
+    expect(wasmBundleFromOci(bundle)?.modulePath).toBe(real);
+    expect(wasmBundleFromOci(program("up.wasm"))?.modulePath).toBe(real);
+    // the host's file of that name is never the module: inside the container the link leads nowhere
+    expect(wasmBundleFromOci(program("/app/escape.wasm"))).toBeUndefined();
+    expect(wasmBundleFromOci(program("/app/loop.wasm"))).toBeUndefined();
+    expect(wasmBundleFromOci(program("/opt/real.wasm/not-a-dir"))).toBeUndefined();
+  });
+});
+
+describe("wasmBundleFromOci: mounts and the rootfs preopen", () => {
+  it("preopens bind mounts of directories at their destinations, after the rootfs, ro from the options", () => {
+    const data = scratch.path("data");
+    const logs = scratch.path("logs");
+    mkdirSync(data, { recursive: true });
+    mkdirSync(logs, { recursive: true });
+    const hosts = scratch.path("hosts");
+    writeFileSync(hosts, "127.0.0.1 localhost\n");
+    const mounts = [
+      { destination: "/proc", type: "proc", source: "proc" },
+      { destination: "/data", type: "bind", source: data, options: ["rbind", "rw", "ro"] },
+      // runc's other spelling of a bind: the option alone
+      { destination: "/var/log", source: logs, options: ["bind"] },
+      // a file has no WASI preopen: left out, as before
+      { destination: "/etc/hosts", type: "bind", source: hosts, options: ["rbind", "ro"] },
+      { destination: "/tmp", type: "tmpfs", source: "tmpfs" },
+    ];
+    const { bundle, rootfs } = ociBundle("/app/main.wasm", { "app/main.wasm": WASM }, { mounts });
+    expect(wasmBundleFromOci(bundle)?.preopens).toEqual([
+      { guestPath: "/", hostPath: rootfs, readonly: true },
+      { guestPath: "/data", hostPath: data, readonly: true },
+      { guestPath: "/var/log", hostPath: logs },
+    ]);
+  });
+
+  it("takes a relative source from the bundle directory and keeps a missing one for the runtime to report", () => {
+    const { bundle } = ociBundle(
+      "/app/main.wasm",
+      { "app/main.wasm": WASM },
+      {
+        mounts: [
+          { destination: "/cache", type: "bind", source: "rootfs/app", options: ["rbind"] },
+          { destination: "/gone", type: "bind", source: "/nonexistent-magikrun-dir", options: ["rbind"] },
+        ],
+      },
+    );
+    expect(wasmBundleFromOci(bundle)?.preopens.slice(1)).toEqual([
+      { guestPath: "/cache", hostPath: join(bundle.path, "rootfs/app") },
+      { guestPath: "/gone", hostPath: "/nonexistent-magikrun-dir" },
+    ]);
+  });
+
+  it("leaves the rootfs out when a bind mount is the guest's / or the preopen-rootfs annotation is false", () => {
+    const other = scratch.path("other-root");
+    mkdirSync(other, { recursive: true });
+    const replaced = ociBundle(
+      "/app/main.wasm",
+      { "app/main.wasm": WASM },
+      { mounts: [{ destination: "/", type: "bind", source: other, options: ["rbind", "rw"] }] },
+    );
+    expect(wasmBundleFromOci(replaced.bundle)?.preopens).toEqual([{ guestPath: "/", hostPath: other }]);
+    const none = ociBundle(
+      "/app/main.wasm",
+      { "app/main.wasm": WASM },
+      { annotations: { [WASM_ANNOTATIONS.preopenRootfs]: "false" } },
+    );
+    expect(wasmBundleFromOci(none.bundle)).toMatchObject({
+      modulePath: join(none.rootfs, "app/main.wasm"),
+      preopens: [],
+    });
+    const on = ociBundle(
+      "/app/main.wasm",
+      { "app/main.wasm": WASM },
+      { annotations: { [WASM_ANNOTATIONS.preopenRootfs]: "true" } },
+    );
+    expect(wasmBundleFromOci(on.bundle)?.preopens).toHaveLength(1);
+  });
+
+  it("refuses a malformed preopen-rootfs annotation and a bind mount without a source", () => {
+    const bad = ociBundle(
+      "/app/main.wasm",
+      { "app/main.wasm": WASM },
+      { annotations: { [WASM_ANNOTATIONS.preopenRootfs]: "no" } },
+    );
+    expect(() => wasmBundleFromOci(bad.bundle)).toThrowError(/must be true or false/);
+    const sourceless = ociBundle(
+      "/app/main.wasm",
+      { "app/main.wasm": WASM },
+      { mounts: [{ destination: "/data", type: "bind", options: ["rbind"] }] },
+    );
     let error: unknown;
     try {
-      wasmBundleFromOci(bundle);
+      wasmBundleFromOci(sourceless.bundle);
     } catch (err) {
       error = err;
     }
-    expect(isMagikError(error, "PathTraversal")).toBe(true);
+    expect(isMagikError(error, "InvalidBundle")).toBe(true);
+    expect((error as { details: unknown }).details).toMatchObject({ mount: { destination: "/data" } });
   });
 });
