@@ -14,9 +14,12 @@ import {
 import { type LayerBlobSource, LayerCache, type LayerCacheOptions } from "../layer-cache.ts";
 import { type AssembleOptions, RootfsManager } from "../rootfs.ts";
 import { LAYOUT, type ResolvedImage } from "../types.ts";
-import { buildOciConfig, type ContainerOverrides, processSpec } from "./oci-config.ts";
+import { buildOciConfig, type ContainerOverrides, type ProcessSpec, processSpec } from "./oci-config.ts";
 import { resolveUser } from "./user.ts";
 import { copyArtifactModule, copyRootfsModule, isCompatVariant, wasmLayer } from "./wasm-module.ts";
+import { artifactRootfs, buildWasmOciConfig } from "./wasm-oci.ts";
+
+export { WASM_OCI_ANNOTATIONS } from "./wasm-oci.ts";
 
 /**
  * Builds the three bundle kinds for a container from a resolved image. Every bundle directory
@@ -110,7 +113,8 @@ export class BundleBuilder {
   /**
    * A wasm bundle: the module of a wasm artifact, or the `.wasm` entrypoint of an ordinary image (any entrypoint
    * when the image is annotated `module.wasm.image/variant=compat`), whose rootfs is then assembled and preopened
-   * as `/`.
+   * as `/`. The directory holds bundle.json (the WasmBundle returned) and a config.json describing the same
+   * instance runc-style (see wasm-oci.ts), so `magikrun run --bundle` runs it too.
    */
   async buildWasm(image: ResolvedImage, id: string, overrides: WasmOverrides = {}): Promise<WasmBundle> {
     const limits = this.#cache.limits;
@@ -122,12 +126,29 @@ export class BundleBuilder {
     if (overrides.maxMemoryPages !== undefined) {
       enforceLimit("MAX_WASM_MEMORY_PAGES", overrides.maxMemoryPages, limits, "InvalidInput");
     }
+    if (
+      overrides.timeoutMs !== undefined &&
+      !(Number.isSafeInteger(overrides.timeoutMs) && overrides.timeoutMs > 0)
+    ) {
+      throw new MagikError("InvalidInput", "timeoutMs must be a positive integer", {
+        details: { timeoutMs: overrides.timeoutMs },
+      });
+    }
+    // Absolute host paths: both files are read later, from any working directory.
+    const extra = (overrides.preopens ?? []).map(
+      (p): WasiPreopen => ({
+        guestPath: p.guestPath,
+        hostPath: path.resolve(p.hostPath),
+        ...(p.readonly && { readonly: true }),
+      }),
+    );
     return this.#build(id, async (dir) => {
       const modulePath = path.join(dir, "module.wasm");
       const layer = wasmLayer(image);
-      let proc: { args: string[]; env: string[]; cwd: string };
+      let proc: ProcessSpec;
       let moduleDigest: string;
-      const preopens = [...(overrides.preopens ?? [])];
+      let rootfsPath: string;
+      const preopens = [...extra];
       if (layer) {
         moduleDigest = await copyArtifactModule(this.#blobs, layer, modulePath, limits.MAX_WASM_MODULE_SIZE);
         const hasCommand =
@@ -139,6 +160,7 @@ export class BundleBuilder {
             ? overrides
             : { ...overrides, entrypoint: ["module.wasm"], cmd: overrides.cmd ?? [] },
         );
+        rootfsPath = artifactRootfs(dir, modulePath, proc);
       } else {
         proc = processSpec(image.config, overrides);
         const entry = proc.args[0]!;
@@ -154,6 +176,7 @@ export class BundleBuilder {
           );
         }
         const rootfs = await this.rootfs.assemble(image, id);
+        rootfsPath = rootfs.path;
         moduleDigest = await copyRootfsModule(
           rootfs.path,
           entry,
@@ -161,8 +184,10 @@ export class BundleBuilder {
           modulePath,
           limits.MAX_WASM_MODULE_SIZE,
         );
-        if (!preopens.some((p) => p.guestPath === "/"))
+        // A preopen of "/" given by the caller takes the rootfs's place (config.json: a bind mount on "/").
+        if (!preopens.some((p) => p.guestPath === "/")) {
           preopens.unshift({ guestPath: "/", hostPath: rootfs.path });
+        }
       }
       const bundle: WasmBundle = {
         kind: "wasm",
@@ -176,6 +201,18 @@ export class BundleBuilder {
       };
       if (overrides.maxMemoryPages !== undefined) bundle.maxMemoryPages = overrides.maxMemoryPages;
       if (overrides.timeoutMs !== undefined) bundle.timeoutMs = overrides.timeoutMs;
+      const config = buildWasmOciConfig({
+        image: image.config,
+        process: proc,
+        rootfsPath,
+        id,
+        preopenRootfs: !layer,
+        preopens: extra,
+        fuel: bundle.fuel!,
+        ...(bundle.maxMemoryPages !== undefined && { maxMemoryPages: bundle.maxMemoryPages }),
+        ...(bundle.timeoutMs !== undefined && { timeoutMs: bundle.timeoutMs }),
+      });
+      writeJsonAtomic(path.join(dir, "config.json"), config);
       writeJsonAtomic(path.join(dir, "bundle.json"), bundle);
       return bundle;
     });

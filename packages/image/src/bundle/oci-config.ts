@@ -3,6 +3,7 @@ import {
   type ImageConfig,
   type ImageRuntimeConfig,
   MagikError,
+  type Mount,
   OCI_RUNTIME_SPEC_VERSION,
   type Resources,
   RuntimeConfig,
@@ -108,30 +109,56 @@ export function buildOciConfig(input: OciConfigInput): RuntimeConfig {
   const env = proc.env.some((e) => e.startsWith("HOME="))
     ? proc.env
     : [...proc.env, `HOME=${user.home ?? "/"}`];
+  return assembleOciConfig({
+    process: { ...proc, env },
+    user,
+    root: { path: input.rootfsPath, readonly: overrides.readonlyRootfs ?? false },
+    hostname: overrides.hostname ?? input.id.slice(0, 63),
+    terminal: overrides.terminal ?? false,
+    ...(overrides.resources && { resources: overrides.resources }),
+    annotations: { ...(image.config?.Labels ?? {}), ...(overrides.annotations ?? {}) },
+  });
+}
+
+/** The parts of a config.json that differ between containers; the rest is runc's defaults. */
+export interface OciConfigParts {
+  process: ProcessSpec;
+  user: Pick<ResolvedUser, "uid" | "gid" | "additionalGids">;
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  terminal: boolean;
+  resources?: Resources;
+  /** Appended after runc's default mounts. */
+  mounts?: Mount[];
+  annotations: Record<string, string>;
+}
+
+/** runc's defaults around the given parts (shared by native and wasm bundles), checked against the schema. */
+export function assembleOciConfig(parts: OciConfigParts): RuntimeConfig {
   const linux = defaultLinux();
-  if (overrides.resources) linux.resources = { ...linux.resources, ...overrides.resources };
+  if (parts.resources) linux.resources = { ...linux.resources, ...parts.resources };
   const processUser: { uid: number; gid: number; additionalGids?: number[] } = {
-    uid: user.uid,
-    gid: user.gid,
+    uid: parts.user.uid,
+    gid: parts.user.gid,
   };
-  if (user.additionalGids.length > 0) processUser.additionalGids = user.additionalGids;
+  if (parts.user.additionalGids.length > 0) processUser.additionalGids = parts.user.additionalGids;
   const config = {
     ociVersion: OCI_RUNTIME_SPEC_VERSION,
     process: {
-      terminal: overrides.terminal ?? false,
+      terminal: parts.terminal,
       user: processUser,
-      args: proc.args,
-      env,
-      cwd: proc.cwd,
+      args: parts.process.args,
+      env: parts.process.env,
+      cwd: parts.process.cwd,
       capabilities: defaultCapabilities(),
       rlimits: defaultRlimits(),
       noNewPrivileges: true,
     },
-    root: { path: input.rootfsPath, readonly: overrides.readonlyRootfs ?? false },
-    hostname: overrides.hostname ?? input.id.slice(0, 63),
-    mounts: defaultMounts(),
+    root: parts.root,
+    hostname: parts.hostname,
+    mounts: [...defaultMounts(), ...(parts.mounts ?? [])],
     linux,
-    annotations: { ...(image.config?.Labels ?? {}), ...(overrides.annotations ?? {}) },
+    annotations: parts.annotations,
   };
   const parsed = RuntimeConfig.safeParse(config);
   if (!parsed.success) {
