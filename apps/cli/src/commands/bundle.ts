@@ -3,8 +3,14 @@
  * `image pull` and the runc-style `create`/`run` (which take a bundle directory, as runc does).
  */
 import { parseArgs } from "node:util";
-import { BundleBuilder, type ContainerOverrides, ImageStore } from "@magikrun/image";
-import { type Bundle, MagikError, type Resources } from "@magikrun/spec";
+import {
+  BundleBuilder,
+  type ContainerOverrides,
+  ImageStore,
+  isWasmArtifact,
+  type ResolvedImage,
+} from "@magikrun/image";
+import { type Bundle, MagikError, MediaTypes, type Resources } from "@magikrun/spec";
 import { type GlobalOptions, output, storeRoot } from "../cli.ts";
 import { parseSize } from "../sizes.ts";
 
@@ -15,14 +21,32 @@ const USAGE = `usage: magikrun bundle <command> [options]
 
   create IMAGE ID [--kind oci|wasm|microvm] [--entrypoint ARG]... [--cmd ARG]... [--env K=V]... [--cwd DIR]
                   [--user U] [--hostname H] [--read-only] [--memory SIZE] [--pids-limit N] [--cpus N]
-                  [--fuel N] [--max-memory-pages N] [-- ARGS...]
+                  [--fuel N] [--max-memory-pages N] [--timeout MS] [-- ARGS...]
       builds <store>/bundles/ID from IMAGE (rootfs by overlayfs over cached layers, config.json from the
-      image config) and prints its path; run it with 'magikrun run --bundle PATH ID'
+      image config) and prints its path; run it with 'magikrun run --bundle PATH ID'. --kind defaults to
+      wasm for wasm artifacts and images annotated module.wasm.image/variant=compat, else oci; a wasm
+      bundle's limits (--fuel, --max-memory-pages, --timeout) are annotations of its config.json
   rm ID     removes the bundle and its root filesystem
   path ID   prints the bundle directory of ID`;
 
+const WASM_VARIANT = "module.wasm.image/variant";
+
 function usageError(message: string): MagikError {
   return new MagikError("InvalidInput", message, { hint: USAGE });
+}
+
+/**
+ * An image that declares itself wasm: a wasm artifact (its layer is the module, no rootfs to run natively) or one
+ * annotated compat by a wasm image builder. A plain image with a .wasm entrypoint stays oci unless asked.
+ */
+function isWasmImage(image: ResolvedImage): boolean {
+  const variant =
+    image.manifest.annotations?.[WASM_VARIANT] ?? image.config.config?.Labels?.[WASM_VARIANT] ?? "";
+  return (
+    variant.startsWith("compat") ||
+    isWasmArtifact(image.manifest) ||
+    image.manifest.layers.some((l) => l.mediaType === MediaTypes.wasmLayer)
+  );
 }
 
 async function open(globals: GlobalOptions): Promise<BundleBuilder> {
@@ -68,7 +92,7 @@ async function create(args: string[], globals: GlobalOptions): Promise<number> {
     args,
     allowPositionals: true,
     options: {
-      kind: { type: "string", default: "oci" },
+      kind: { type: "string" },
       entrypoint: { type: "string", multiple: true },
       cmd: { type: "string", multiple: true },
       env: { type: "string", multiple: true, short: "e" },
@@ -81,6 +105,7 @@ async function create(args: string[], globals: GlobalOptions): Promise<number> {
       cpus: { type: "string" },
       fuel: { type: "string" },
       "max-memory-pages": { type: "string" },
+      timeout: { type: "string" },
     },
   });
   const [image, id, ...rest] = positionals;
@@ -100,19 +125,29 @@ async function create(args: string[], globals: GlobalOptions): Promise<number> {
   const store = await ImageStore.open(storeRoot(globals));
   const resolved = await store.resolve(image);
   const builder = BundleBuilder.fromStore(store.blobs);
+  const kind = values.kind ?? (isWasmImage(resolved) ? "wasm" : "oci");
+  const wasmFlags = (["fuel", "max-memory-pages", "timeout"] as const).filter((f) => values[f] !== undefined);
+  if (kind !== "wasm" && wasmFlags.length > 0) {
+    throw new MagikError("InvalidInput", `--${wasmFlags[0]} is for wasm bundles, not ${kind}`, {
+      details: { flag: `--${wasmFlags[0]}`, kind, image },
+      hint: "Wasm limits apply to --kind wasm (the default for wasm artifacts and compat images).",
+    });
+  }
   let bundle: Bundle;
-  switch (values.kind) {
+  switch (kind) {
     case "oci":
       bundle = await builder.buildOci(resolved, id, overrides);
       break;
     case "wasm": {
       const fuel = positiveInt(values.fuel, "--fuel");
       const pages = positiveInt(values["max-memory-pages"], "--max-memory-pages");
+      const timeoutMs = positiveInt(values.timeout, "--timeout");
       const { hostname: _h, user: _u, readonlyRootfs: _r, ...wasm } = overrides;
       bundle = await builder.buildWasm(resolved, id, {
         ...wasm,
         ...(fuel !== undefined && { fuel }),
         ...(pages !== undefined && { maxMemoryPages: pages }),
+        ...(timeoutMs !== undefined && { timeoutMs }),
       });
       break;
     }
@@ -122,8 +157,8 @@ async function create(args: string[], globals: GlobalOptions): Promise<number> {
       break;
     }
     default:
-      throw new MagikError("InvalidInput", `unknown bundle kind ${JSON.stringify(values.kind)}`, {
-        details: { kind: values.kind },
+      throw new MagikError("InvalidInput", `unknown bundle kind ${JSON.stringify(kind)}`, {
+        details: { kind },
         hint: "--kind is oci, wasm or microvm.",
       });
   }
