@@ -30,7 +30,18 @@ mkdirSync(join(outdir, "native"), { recursive: true });
 const binary = join(outdir, "magikrun");
 const tmp = `${binary}.${process.pid}.tmp`;
 const built = Bun.spawnSync(
-  ["bun", "build", entry, "--compile", "--bytecode", "--splitting", "--format=esm", "--minify", "--outfile", tmp],
+  [
+    "bun",
+    "build",
+    entry,
+    "--compile",
+    "--bytecode",
+    "--splitting",
+    "--format=esm",
+    "--minify",
+    "--outfile",
+    tmp,
+  ],
   { stdio: ["ignore", "ignore", "pipe"] },
 );
 if (built.exitCode !== 0) {
