@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { z as zm } from "zod/mini";
 import { isMagikError, type MagikError } from "./errors.ts";
 import { parseJsonWith, parseWith } from "./parse.ts";
 
@@ -34,6 +35,31 @@ describe("parseWith", () => {
     const err = errorOf(() => parseWith(Schema, "nope", "manifest", "ManifestParseFailed"));
     expect(err.code).toBe("ManifestParseFailed");
     expect(err.message).toMatch(/^invalid manifest: /);
+  });
+});
+
+describe("parseWith with zod/mini schemas", () => {
+  const Mini = zm.object({
+    name: zm.string(),
+    items: zm.array(zm.object({ size: zm.int() })),
+  });
+
+  it("returns the parsed value, typed", () => {
+    const value: { name: string; items: { size: number }[] } = parseWith(
+      Mini,
+      { name: "a", items: [] },
+      "thing",
+    );
+    expect(value).toEqual({ name: "a", items: [] });
+  });
+
+  it("reports the same message and issues as the classic schema", () => {
+    const bad = { name: 1, items: [{ size: 1 }, { size: 1.5 }] };
+    const mini = errorOf(() => parseWith(Mini, bad, "thing"));
+    const classic = errorOf(() => parseWith(Schema, bad, "thing"));
+    expect(mini.message).toBe("invalid thing at name: Invalid input: expected string, received number");
+    expect(mini.message).toBe(classic.message);
+    expect(mini.details).toEqual(classic.details);
   });
 });
 

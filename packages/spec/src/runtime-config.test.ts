@@ -1,7 +1,8 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { isMagikError } from "./errors.ts";
-import { parseJsonWith } from "./parse.ts";
-import { RuntimeConfig } from "./runtime-config.ts";
+import { parseJsonWith, parseWith } from "./parse.ts";
+import { Process, Resources, RuntimeConfig } from "./runtime-config.ts";
 
 const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
@@ -16,7 +17,14 @@ function fullConfig() {
       args: ["sh"],
       env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
       cwd: "/",
-      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, inheritable: [], ambient: CAPS },
+      // Copies: tests push to these lists, and a shared array would carry one test's change into the next.
+      capabilities: {
+        bounding: [...CAPS],
+        effective: [...CAPS],
+        permitted: [...CAPS],
+        inheritable: [],
+        ambient: [...CAPS],
+      },
       rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
       noNewPrivileges: true,
       oomScoreAdj: -500,
@@ -215,5 +223,259 @@ describe("RuntimeConfig", () => {
     expect((caught as Error).message).toBe(
       "invalid config.json at process.cwd: process.cwd must be absolute",
     );
+  });
+});
+
+/** The message parseWith gives for `config` (what `magikrun create` prints), or "ok". */
+function verdict(mutate: (config: Config) => void): string {
+  const config = fullConfig();
+  mutate(config);
+  try {
+    parseWith(RuntimeConfig, config, "config.json", "InvalidBundle");
+    return "ok";
+  } catch (err) {
+    if (!isMagikError(err, "InvalidBundle")) throw err;
+    return err.message;
+  }
+}
+
+type Mutation = (c: Config) => void;
+const user =
+  (uid: unknown): Mutation =>
+  (c) =>
+    Object.assign(c.process.user, { uid });
+const rlimitSoft =
+  (soft: unknown): Mutation =>
+  (c) =>
+    Object.assign(c.process.rlimits[0]!, { soft });
+const ruleMajor =
+  (major: unknown): Mutation =>
+  (c) =>
+    Object.assign(c.linux.resources.devices[1]!, { major });
+
+// Written with zod/mini, which shares classic zod's checks but none of its methods: these pin what each
+// `.check(...)` stands for, and that messages stay English (mini installs no locale by itself).
+describe("RuntimeConfig checks, paths and messages", () => {
+  it.each<[string, Mutation, string]>([
+    // u32: an integer within 0..2^32-1
+    ["uid 2^32-1", user(2 ** 32 - 1), "ok"],
+    ["uid 1.5", user(1.5), "at process.user.uid: Invalid input: expected int, received number"],
+    ["uid 2^32", user(2 ** 32), "at process.user.uid: Too big: expected number to be <=4294967295"],
+    ["uid -1", user(-1), "at process.user.uid: Too small: expected number to be >=0"],
+    ["uid '0'", user("0"), "at process.user.uid: Invalid input: expected number, received string"],
+    ["uid NaN", user(Number.NaN), "at process.user.uid: Invalid input: expected number, received NaN"],
+    // u64: non-negative integers, with no safe-integer limit (RLIM_INFINITY arrives as 2^64)
+    ["rlimit soft 2^64", rlimitSoft(2 ** 64), "ok"],
+    ["rlimit soft 1.5", rlimitSoft(1.5), "at process.rlimits.0.soft: must be a non-negative integer"],
+    ["rlimit soft -1", rlimitSoft(-1), "at process.rlimits.0.soft: Too small: expected number to be >=0"],
+    // i64: any integer, negative or past 2^53
+    ["memory.swap -1", (c) => Object.assign(c.linux.resources.memory, { swap: -1 }), "ok"],
+    ["memory.limit 2^63", (c) => Object.assign(c.linux.resources.memory, { limit: 2 ** 63 }), "ok"],
+    [
+      "memory.limit 1.5",
+      (c) => Object.assign(c.linux.resources.memory, { limit: 1.5 }),
+      "at linux.resources.memory.limit: must be an integer",
+    ],
+    // device cgroup rules: major/minor may be null (a wildcard) or absent, but must be integers when set
+    ["rule major null", ruleMajor(null), "ok"],
+    ["rule major absent", ruleMajor(undefined), "ok"],
+    ["rule major 1.5", ruleMajor(1.5), "at linux.resources.devices.1.major: must be an integer"],
+    [
+      "rule major '1'",
+      ruleMajor("1"),
+      "at linux.resources.devices.1.major: Invalid input: expected number, received string",
+    ],
+    [
+      "device major null",
+      (c) => Object.assign(c.linux.devices[0]!, { major: null }),
+      "at linux.devices.0.major: Invalid input: expected number, received null",
+    ],
+    // ranges, at both ends
+    ["oomScoreAdj -1000", (c) => Object.assign(c.process, { oomScoreAdj: -1000 }), "ok"],
+    ["oomScoreAdj 1000", (c) => Object.assign(c.process, { oomScoreAdj: 1000 }), "ok"],
+    [
+      "oomScoreAdj -1001",
+      (c) => Object.assign(c.process, { oomScoreAdj: -1001 }),
+      "at process.oomScoreAdj: Too small: expected number to be >=-1000",
+    ],
+    [
+      "oomScoreAdj 2^53 (past the safe integers)",
+      (c) => Object.assign(c.process, { oomScoreAdj: 2 ** 53 }),
+      "at process.oomScoreAdj: Too big: expected int to be <=9007199254740991",
+    ],
+    ["blkio weight 10", (c) => Object.assign(c.linux.resources.blockIO, { weight: 10 }), "ok"],
+    ["blkio weight 1000", (c) => Object.assign(c.linux.resources.blockIO, { weight: 1000 }), "ok"],
+    [
+      "blkio weight 1001",
+      (c) => Object.assign(c.linux.resources.blockIO, { weight: 1001 }),
+      "at linux.resources.blockIO.weight: Too big: expected number to be <=1000",
+    ],
+    [
+      "blkio weight 10.5",
+      (c) => Object.assign(c.linux.resources.blockIO, { weight: 10.5 }),
+      "at linux.resources.blockIO.weight: Invalid input: expected int, received number",
+    ],
+    ["hook timeout 1", (c) => Object.assign(c.hooks.createRuntime[0]!, { timeout: 1 }), "ok"],
+    [
+      "hook timeout 0",
+      (c) => Object.assign(c.hooks.createRuntime[0]!, { timeout: 0 }),
+      "at hooks.createRuntime.0.timeout: Too small: expected number to be >0",
+    ],
+    ["seccomp arg index 5", (c) => Object.assign(c.linux.seccomp.syscalls[1]!.args![0]!, { index: 5 }), "ok"],
+    [
+      "seccomp arg index -1",
+      (c) => Object.assign(c.linux.seccomp.syscalls[1]!.args![0]!, { index: -1 }),
+      "at linux.seccomp.syscalls.1.args.0.index: Too small: expected number to be >=0",
+    ],
+    // lengths
+    [
+      "empty args",
+      (c) => Object.assign(c.process, { args: [] }),
+      "at process.args: process.args needs at least the program",
+    ],
+    ["no args", (c) => Object.assign(c.process, { args: undefined }), "ok"],
+    [
+      "empty root path",
+      (c) => Object.assign(c.root, { path: "" }),
+      "at root.path: Too small: expected string to have >=1 characters",
+    ],
+    [
+      "seccomp rule without names",
+      (c) => Object.assign(c.linux.seccomp.syscalls[0]!, { names: [] }),
+      "at linux.seccomp.syscalls.0.names: Too small: expected array to have >=1 items",
+    ],
+    // patterns, prefixes, options
+    ["ociVersion 1.10.3+x", (c) => Object.assign(c, { ociVersion: "1.10.3-x+y" }), "ok"],
+    [
+      "ociVersion 1.0",
+      (c) => Object.assign(c, { ociVersion: "1.0" }),
+      "at ociVersion: ociVersion must be 1.x.y",
+    ],
+    [
+      "ociVersion 1.0.0 with a suffix and no dash",
+      (c) => Object.assign(c, { ociVersion: "1.0.0rc" }),
+      "at ociVersion: ociVersion must be 1.x.y",
+    ],
+    [
+      "a capability without CAP_",
+      (c) => c.process.capabilities.ambient.push("NET_ADMIN"),
+      "at process.capabilities.ambient.3: capability names look like CAP_XXX",
+    ],
+    [
+      "an rlimit without RLIMIT_",
+      (c) => Object.assign(c.process.rlimits[0]!, { type: "NOFILE" }),
+      "at process.rlimits.0.type: Invalid string: must match pattern /^RLIMIT_[A-Z]+$/",
+    ],
+    ["empty access", (c) => Object.assign(c.linux.resources.devices[0]!, { access: "" }), "ok"],
+    [
+      "access rwx",
+      (c) => Object.assign(c.linux.resources.devices[0]!, { access: "rwx" }),
+      "at linux.resources.devices.0.access: Invalid string: must match pattern /^[rwm]*$/",
+    ],
+    [
+      "a lowercase seccomp architecture",
+      (c) => c.linux.seccomp.architectures.push("SCMP_ARCH_x86"),
+      "at linux.seccomp.architectures.3: Invalid string: must match pattern /^SCMP_ARCH_[A-Z0-9_]+$/",
+    ],
+    [
+      "a relative cwd",
+      (c) => Object.assign(c.process, { cwd: "tmp" }),
+      "at process.cwd: process.cwd must be absolute",
+    ],
+    [
+      "a relative device path",
+      (c) => Object.assign(c.linux.devices[0]!, { path: "dev/fuse" }),
+      'at linux.devices.0.path: Invalid string: must start with "/"',
+    ],
+    [
+      "an unknown namespace",
+      (c) => c.linux.namespaces.push({ type: "net" }),
+      'at linux.namespaces.7.type: Invalid option: expected one of "pid"|"network"|"mount"|"ipc"|"uts"|"user"|"cgroup"|"time"',
+    ],
+    ["an empty rootfsPropagation", (c) => Object.assign(c.linux, { rootfsPropagation: "" }), "ok"],
+    [
+      "a non-string annotation",
+      (c) => Object.assign(c.annotations, { n: 1 }),
+      "at annotations.n: Invalid input: expected string, received number",
+    ],
+    [
+      "a missing ociVersion",
+      (c) => Object.assign(c, { ociVersion: undefined }),
+      "at ociVersion: Invalid input: expected string, received undefined",
+    ],
+  ])("%s", (_name, mutate, expected) => {
+    expect(verdict(mutate)).toBe(expected === "ok" ? "ok" : `invalid config.json ${expected}`);
+  });
+
+  it("names no path for a document that is not an object", () => {
+    expect(() => parseJsonWith(RuntimeConfig, "[]", "config.json")).toThrow(
+      "invalid config.json: Invalid input: expected object, received array",
+    );
+  });
+
+  it("lists every issue, in document order", () => {
+    const config = fullConfig();
+    Object.assign(config.process.user, { uid: -1 });
+    Object.assign(config.linux.resources.devices[2]!, { minor: 0.5 });
+    let details: unknown;
+    try {
+      parseWith(RuntimeConfig, config, "config.json");
+    } catch (err) {
+      details = isMagikError(err) ? err.details : err;
+    }
+    expect(details).toEqual({
+      issues: [
+        { path: "process.user.uid", message: "Too small: expected number to be >=0" },
+        { path: "linux.resources.devices.2.minor", message: "must be an integer" },
+      ],
+    });
+  });
+
+  it("keeps null device numbers as null and unknown keys of nested objects, arrays and records", () => {
+    const config = fullConfig() as Config & Record<string, unknown>;
+    Object.assign(config.linux.resources.devices[2]!, { future: 1 });
+    Object.assign(config.linux.seccomp.syscalls[1]!.args![0]!, { future: 2 });
+    Object.assign(config.mounts[7]!.uidMappings![0]!, { future: 3 });
+    Object.assign(config.linux.timeOffsets.monotonic, { future: 4 });
+    Object.assign(config.hooks.createRuntime[0]!, { future: 5 });
+    Object.assign(config.linux, { personality: { domain: "LINUX", future: 6 }, intelRdt: { closID: "x" } });
+    const parsed = RuntimeConfig.parse(config);
+    expect(parsed.linux?.resources?.devices?.[2]).toEqual({
+      allow: true,
+      type: "c",
+      major: 136,
+      minor: null,
+      access: "rw",
+      future: 1,
+    });
+    expect(parsed.linux?.seccomp?.syscalls?.[1]?.args?.[0]).toMatchObject({ future: 2 });
+    expect(parsed.mounts?.[7]?.uidMappings?.[0]).toMatchObject({ future: 3 });
+    expect(parsed.linux?.timeOffsets?.monotonic).toMatchObject({ future: 4 });
+    expect(parsed.hooks?.createRuntime?.[0]).toMatchObject({ future: 5 });
+    expect(parsed.linux?.personality).toMatchObject({ future: 6 });
+    expect(parsed.linux?.intelRdt).toEqual({ closID: "x" });
+    expect(parsed).toEqual(config);
+  });
+
+  it("validates the parts that exec --process and update --resources read on their own", () => {
+    expect(() =>
+      parseJsonWith(Process, '{"user":{"uid":0,"gid":0},"cwd":"x"}', "process file p.json"),
+    ).toThrow("invalid process file p.json at cwd: process.cwd must be absolute");
+    expect(parseJsonWith(Resources, '{"pids":{"limit":-1}}', "resources file r.json")).toEqual({
+      pids: { limit: -1 },
+    });
+    expect(() => parseJsonWith(Resources, '{"cpu":{"shares":-2}}', "resources file r.json")).toThrow(
+      "invalid resources file r.json at cpu.shares: Too small: expected number to be >=0",
+    );
+  });
+
+  it("keeps classic zod off the config.json path (it is mini, core and the English locale only)", () => {
+    for (const file of ["runtime-config.ts", "parse.ts", "zod-english.ts"]) {
+      const source = readFileSync(new URL(file, import.meta.url), "utf8");
+      const zodImports = [...source.matchAll(/from "(zod[^"]*)"/g)].map((m) => m[1]);
+      expect(zodImports.every((s) => ["zod/mini", "zod/v4/core", "zod/v4/locales/en.js"].includes(s!))).toBe(
+        true,
+      );
+    }
   });
 });

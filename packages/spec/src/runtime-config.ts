@@ -1,41 +1,46 @@
-import { z } from "zod";
+import { z } from "zod/mini";
+import "./zod-english.ts";
 
 /**
  * OCI runtime-spec `config.json`, versions 1.0.2 through 1.2. Objects are loose: the spec says unknown
  * properties MUST be ignored, and runtimes that reject them break bundles made by newer tools.
+ *
+ * Written with `zod/mini` (functional API, tree-shakable): a CLI process that validates one config.json loads
+ * only the pieces used here, not all of classic zod. Same zod core, so the same checks and messages.
  */
 
-const u32 = z.number().int().min(0).max(0xffff_ffff);
+// z.int() is classic zod's z.number().int(): a safe integer (|n| <= 2^53-1), refusing NaN and the infinities.
+const u32 = z.int().check(z.minimum(0), z.maximum(0xffff_ffff));
 // JSON numbers past 2^53 (RLIM_INFINITY is 2^64-1) arrive rounded; they are still integers, so no safe-int check.
-const i64 = z.number().refine(Number.isInteger, "must be an integer");
-const u64 = z.number().min(0).refine(Number.isInteger, "must be a non-negative integer");
+const i64 = z.number().check(z.refine(Number.isInteger, "must be an integer"));
+const u64 = z.number().check(z.minimum(0), z.refine(Number.isInteger, "must be a non-negative integer"));
 const StringMap = z.record(z.string(), z.string());
 
 export const OciVersion = z
   .string()
-  .regex(/^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.+-]+)?$/, "ociVersion must be 1.x.y");
+  .check(z.regex(/^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.+-]+)?$/, "ociVersion must be 1.x.y"));
 
 export const User = z.looseObject({
   uid: u32,
   gid: u32,
-  umask: u32.optional(),
-  additionalGids: z.array(u32).optional(),
-  username: z.string().optional(),
+  umask: z.optional(u32),
+  additionalGids: z.optional(z.array(u32)),
+  username: z.optional(z.string()),
 });
 
 export const CAPABILITY_NAME = /^CAP_[A-Z_]+$/;
-const CapList = z.array(z.string().regex(CAPABILITY_NAME, "capability names look like CAP_XXX"));
+const CapList = z.array(z.string().check(z.regex(CAPABILITY_NAME, "capability names look like CAP_XXX")));
 export const Capabilities = z.looseObject({
-  bounding: CapList.optional(),
-  effective: CapList.optional(),
-  inheritable: CapList.optional(),
-  permitted: CapList.optional(),
-  ambient: CapList.optional(),
+  bounding: z.optional(CapList),
+  effective: z.optional(CapList),
+  inheritable: z.optional(CapList),
+  permitted: z.optional(CapList),
+  ambient: z.optional(CapList),
 });
 export type Capabilities = z.infer<typeof Capabilities>;
 
 export const Rlimit = z.looseObject({
-  type: z.string().regex(/^RLIMIT_[A-Z]+$/),
+  type: z.string().check(z.regex(/^RLIMIT_[A-Z]+$/)),
   soft: u64,
   hard: u64,
 });
@@ -44,146 +49,148 @@ export type Rlimit = z.infer<typeof Rlimit>;
 export const ConsoleSize = z.looseObject({ height: u32, width: u32 });
 
 export const Process = z.looseObject({
-  terminal: z.boolean().optional(),
-  consoleSize: ConsoleSize.optional(),
+  terminal: z.optional(z.boolean()),
+  consoleSize: z.optional(ConsoleSize),
   user: User,
-  args: z.array(z.string()).min(1, "process.args needs at least the program").optional(),
-  commandLine: z.string().optional(),
-  env: z.array(z.string()).optional(),
-  cwd: z.string().startsWith("/", "process.cwd must be absolute"),
-  capabilities: Capabilities.optional(),
-  rlimits: z.array(Rlimit).optional(),
-  noNewPrivileges: z.boolean().optional(),
-  apparmorProfile: z.string().optional(),
-  oomScoreAdj: z.number().int().min(-1000).max(1000).optional(),
-  selinuxLabel: z.string().optional(),
-  ioPriority: z.looseObject({ class: z.string(), priority: z.number().int() }).optional(),
-  scheduler: z.looseObject({ policy: z.string() }).optional(),
-  execCPUAffinity: z.looseObject({ initial: z.string().optional(), final: z.string().optional() }).optional(),
+  args: z.optional(z.array(z.string()).check(z.minLength(1, "process.args needs at least the program"))),
+  commandLine: z.optional(z.string()),
+  env: z.optional(z.array(z.string())),
+  cwd: z.string().check(z.startsWith("/", "process.cwd must be absolute")),
+  capabilities: z.optional(Capabilities),
+  rlimits: z.optional(z.array(Rlimit)),
+  noNewPrivileges: z.optional(z.boolean()),
+  apparmorProfile: z.optional(z.string()),
+  oomScoreAdj: z.optional(z.int().check(z.minimum(-1000), z.maximum(1000))),
+  selinuxLabel: z.optional(z.string()),
+  ioPriority: z.optional(z.looseObject({ class: z.string(), priority: z.int() })),
+  scheduler: z.optional(z.looseObject({ policy: z.string() })),
+  execCPUAffinity: z.optional(
+    z.looseObject({ initial: z.optional(z.string()), final: z.optional(z.string()) }),
+  ),
 });
 export type Process = z.infer<typeof Process>;
 
-export const Root = z.looseObject({ path: z.string().min(1), readonly: z.boolean().optional() });
+export const Root = z.looseObject({
+  path: z.string().check(z.minLength(1)),
+  readonly: z.optional(z.boolean()),
+});
 
 export const IdMapping = z.looseObject({ containerID: u32, hostID: u32, size: u32 });
 export type IdMapping = z.infer<typeof IdMapping>;
 
 export const Mount = z.looseObject({
-  destination: z.string().min(1),
-  source: z.string().optional(),
-  type: z.string().optional(),
-  options: z.array(z.string()).optional(),
-  uidMappings: z.array(IdMapping).optional(),
-  gidMappings: z.array(IdMapping).optional(),
+  destination: z.string().check(z.minLength(1)),
+  source: z.optional(z.string()),
+  type: z.optional(z.string()),
+  options: z.optional(z.array(z.string())),
+  uidMappings: z.optional(z.array(IdMapping)),
+  gidMappings: z.optional(z.array(IdMapping)),
 });
 export type Mount = z.infer<typeof Mount>;
 
 export const Hook = z.looseObject({
-  path: z.string().startsWith("/", "hook path must be absolute"),
-  args: z.array(z.string()).optional(),
-  env: z.array(z.string()).optional(),
-  timeout: z.number().int().positive().optional(),
+  path: z.string().check(z.startsWith("/", "hook path must be absolute")),
+  args: z.optional(z.array(z.string())),
+  env: z.optional(z.array(z.string())),
+  timeout: z.optional(z.int().check(z.positive())),
 });
 export type Hook = z.infer<typeof Hook>;
 
 export const Hooks = z.looseObject({
-  prestart: z.array(Hook).optional(),
-  createRuntime: z.array(Hook).optional(),
-  createContainer: z.array(Hook).optional(),
-  startContainer: z.array(Hook).optional(),
-  poststart: z.array(Hook).optional(),
-  poststop: z.array(Hook).optional(),
+  prestart: z.optional(z.array(Hook)),
+  createRuntime: z.optional(z.array(Hook)),
+  createContainer: z.optional(z.array(Hook)),
+  startContainer: z.optional(z.array(Hook)),
+  poststart: z.optional(z.array(Hook)),
+  poststop: z.optional(z.array(Hook)),
 });
 export type Hooks = z.infer<typeof Hooks>;
 
 export const NAMESPACE_TYPES = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"] as const;
 export const NamespaceType = z.enum(NAMESPACE_TYPES);
 export type NamespaceType = z.infer<typeof NamespaceType>;
-export const Namespace = z.looseObject({ type: NamespaceType, path: z.string().optional() });
+export const Namespace = z.looseObject({ type: NamespaceType, path: z.optional(z.string()) });
 export type Namespace = z.infer<typeof Namespace>;
 
 export const Device = z.looseObject({
   type: z.enum(["c", "b", "u", "p"]),
-  path: z.string().startsWith("/"),
-  major: i64.optional(),
-  minor: i64.optional(),
-  fileMode: u32.optional(),
-  uid: u32.optional(),
-  gid: u32.optional(),
+  path: z.string().check(z.startsWith("/")),
+  major: z.optional(i64),
+  minor: z.optional(i64),
+  fileMode: z.optional(u32),
+  uid: z.optional(u32),
+  gid: z.optional(u32),
 });
 export type Device = z.infer<typeof Device>;
 
 export const DeviceCgroupRule = z.looseObject({
   allow: z.boolean(),
-  type: z.enum(["a", "c", "b"]).optional(),
-  major: i64.nullish(),
-  minor: i64.nullish(),
-  access: z
-    .string()
-    .regex(/^[rwm]*$/)
-    .optional(),
+  type: z.optional(z.enum(["a", "c", "b"])),
+  major: z.nullish(i64),
+  minor: z.nullish(i64),
+  access: z.optional(z.string().check(z.regex(/^[rwm]*$/))),
 });
 export type DeviceCgroupRule = z.infer<typeof DeviceCgroupRule>;
 
 const WeightDevice = z.looseObject({
   major: i64,
   minor: i64,
-  weight: z.number().int().optional(),
-  leafWeight: z.number().int().optional(),
+  weight: z.optional(z.int()),
+  leafWeight: z.optional(z.int()),
 });
 const ThrottleDevice = z.looseObject({ major: i64, minor: i64, rate: u64 });
 
 export const Resources = z.looseObject({
-  devices: z.array(DeviceCgroupRule).optional(),
-  memory: z
-    .looseObject({
-      limit: i64.optional(),
-      reservation: i64.optional(),
-      swap: i64.optional(),
-      kernel: i64.optional(),
-      kernelTCP: i64.optional(),
-      swappiness: u64.optional(),
-      disableOOMKiller: z.boolean().optional(),
-      useHierarchy: z.boolean().optional(),
-      checkBeforeUpdate: z.boolean().optional(),
-    })
-    .optional(),
-  cpu: z
-    .looseObject({
-      shares: u64.optional(),
-      quota: i64.optional(),
-      burst: u64.optional(),
-      period: u64.optional(),
-      realtimeRuntime: i64.optional(),
-      realtimePeriod: u64.optional(),
-      cpus: z.string().optional(),
-      mems: z.string().optional(),
-      idle: i64.optional(),
-    })
-    .optional(),
-  blockIO: z
-    .looseObject({
-      weight: z.number().int().min(10).max(1000).optional(),
-      leafWeight: z.number().int().optional(),
-      weightDevice: z.array(WeightDevice).optional(),
-      throttleReadBpsDevice: z.array(ThrottleDevice).optional(),
-      throttleWriteBpsDevice: z.array(ThrottleDevice).optional(),
-      throttleReadIOPSDevice: z.array(ThrottleDevice).optional(),
-      throttleWriteIOPSDevice: z.array(ThrottleDevice).optional(),
-    })
-    .optional(),
-  hugepageLimits: z.array(z.looseObject({ pageSize: z.string(), limit: u64 })).optional(),
-  network: z
-    .looseObject({
-      classID: u32.optional(),
-      priorities: z.array(z.looseObject({ name: z.string(), priority: u32 })).optional(),
-    })
-    .optional(),
-  pids: z.looseObject({ limit: i64 }).optional(),
-  rdma: z
-    .record(z.string(), z.looseObject({ hcaHandles: u32.optional(), hcaObjects: u32.optional() }))
-    .optional(),
-  unified: StringMap.optional(),
+  devices: z.optional(z.array(DeviceCgroupRule)),
+  memory: z.optional(
+    z.looseObject({
+      limit: z.optional(i64),
+      reservation: z.optional(i64),
+      swap: z.optional(i64),
+      kernel: z.optional(i64),
+      kernelTCP: z.optional(i64),
+      swappiness: z.optional(u64),
+      disableOOMKiller: z.optional(z.boolean()),
+      useHierarchy: z.optional(z.boolean()),
+      checkBeforeUpdate: z.optional(z.boolean()),
+    }),
+  ),
+  cpu: z.optional(
+    z.looseObject({
+      shares: z.optional(u64),
+      quota: z.optional(i64),
+      burst: z.optional(u64),
+      period: z.optional(u64),
+      realtimeRuntime: z.optional(i64),
+      realtimePeriod: z.optional(u64),
+      cpus: z.optional(z.string()),
+      mems: z.optional(z.string()),
+      idle: z.optional(i64),
+    }),
+  ),
+  blockIO: z.optional(
+    z.looseObject({
+      weight: z.optional(z.int().check(z.minimum(10), z.maximum(1000))),
+      leafWeight: z.optional(z.int()),
+      weightDevice: z.optional(z.array(WeightDevice)),
+      throttleReadBpsDevice: z.optional(z.array(ThrottleDevice)),
+      throttleWriteBpsDevice: z.optional(z.array(ThrottleDevice)),
+      throttleReadIOPSDevice: z.optional(z.array(ThrottleDevice)),
+      throttleWriteIOPSDevice: z.optional(z.array(ThrottleDevice)),
+    }),
+  ),
+  hugepageLimits: z.optional(z.array(z.looseObject({ pageSize: z.string(), limit: u64 }))),
+  network: z.optional(
+    z.looseObject({
+      classID: z.optional(u32),
+      priorities: z.optional(z.array(z.looseObject({ name: z.string(), priority: u32 }))),
+    }),
+  ),
+  pids: z.optional(z.looseObject({ limit: i64 })),
+  rdma: z.optional(
+    z.record(z.string(), z.looseObject({ hcaHandles: z.optional(u32), hcaObjects: z.optional(u32) })),
+  ),
+  unified: z.optional(StringMap),
 });
 export type Resources = z.infer<typeof Resources>;
 
@@ -212,67 +219,67 @@ export const SECCOMP_OPERATORS = [
 ] as const;
 
 export const SeccompArg = z.looseObject({
-  index: z.number().int().min(0).max(5),
+  index: z.int().check(z.minimum(0), z.maximum(5)),
   value: u64,
-  valueTwo: u64.optional(),
+  valueTwo: z.optional(u64),
   op: z.enum(SECCOMP_OPERATORS),
 });
 export type SeccompArg = z.infer<typeof SeccompArg>;
 
 export const SeccompSyscall = z.looseObject({
-  names: z.array(z.string()).min(1),
+  names: z.array(z.string()).check(z.minLength(1)),
   action: SeccompAction,
-  errnoRet: u32.optional(),
-  args: z.array(SeccompArg).optional(),
+  errnoRet: z.optional(u32),
+  args: z.optional(z.array(SeccompArg)),
 });
 export type SeccompSyscall = z.infer<typeof SeccompSyscall>;
 
 export const Seccomp = z.looseObject({
   defaultAction: SeccompAction,
-  defaultErrnoRet: u32.optional(),
-  architectures: z.array(z.string().regex(/^SCMP_ARCH_[A-Z0-9_]+$/)).optional(),
-  flags: z.array(z.string()).optional(),
-  listenerPath: z.string().optional(),
-  listenerMetadata: z.string().optional(),
-  syscalls: z.array(SeccompSyscall).optional(),
+  defaultErrnoRet: z.optional(u32),
+  architectures: z.optional(z.array(z.string().check(z.regex(/^SCMP_ARCH_[A-Z0-9_]+$/)))),
+  flags: z.optional(z.array(z.string())),
+  listenerPath: z.optional(z.string()),
+  listenerMetadata: z.optional(z.string()),
+  syscalls: z.optional(z.array(SeccompSyscall)),
 });
 export type Seccomp = z.infer<typeof Seccomp>;
 
 export const Linux = z.looseObject({
-  namespaces: z.array(Namespace).optional(),
-  uidMappings: z.array(IdMapping).optional(),
-  gidMappings: z.array(IdMapping).optional(),
-  timeOffsets: z
-    .record(z.string(), z.looseObject({ secs: i64.optional(), nanosecs: u32.optional() }))
-    .optional(),
-  devices: z.array(Device).optional(),
-  cgroupsPath: z.string().optional(),
-  resources: Resources.optional(),
-  rootfsPropagation: z
-    .enum(["private", "shared", "slave", "unbindable", "rprivate", "rshared", "rslave", "runbindable", ""])
-    .optional(),
-  seccomp: Seccomp.optional(),
-  sysctl: StringMap.optional(),
-  maskedPaths: z.array(z.string()).optional(),
-  readonlyPaths: z.array(z.string()).optional(),
-  mountLabel: z.string().optional(),
-  intelRdt: z.looseObject({}).optional(),
-  personality: z
-    .looseObject({ domain: z.enum(["LINUX", "LINUX32"]), flags: z.array(z.string()).optional() })
-    .optional(),
+  namespaces: z.optional(z.array(Namespace)),
+  uidMappings: z.optional(z.array(IdMapping)),
+  gidMappings: z.optional(z.array(IdMapping)),
+  timeOffsets: z.optional(
+    z.record(z.string(), z.looseObject({ secs: z.optional(i64), nanosecs: z.optional(u32) })),
+  ),
+  devices: z.optional(z.array(Device)),
+  cgroupsPath: z.optional(z.string()),
+  resources: z.optional(Resources),
+  rootfsPropagation: z.optional(
+    z.enum(["private", "shared", "slave", "unbindable", "rprivate", "rshared", "rslave", "runbindable", ""]),
+  ),
+  seccomp: z.optional(Seccomp),
+  sysctl: z.optional(StringMap),
+  maskedPaths: z.optional(z.array(z.string())),
+  readonlyPaths: z.optional(z.array(z.string())),
+  mountLabel: z.optional(z.string()),
+  intelRdt: z.optional(z.looseObject({})),
+  personality: z.optional(
+    z.looseObject({ domain: z.enum(["LINUX", "LINUX32"]), flags: z.optional(z.array(z.string())) }),
+  ),
 });
 export type Linux = z.infer<typeof Linux>;
 
 export const RuntimeConfig = z.looseObject({
   ociVersion: OciVersion,
-  process: Process.optional(),
-  root: Root.optional(),
-  hostname: z.string().optional(),
-  domainname: z.string().optional(),
-  mounts: z.array(Mount).optional(),
-  hooks: Hooks.optional(),
-  annotations: StringMap.optional(),
-  linux: Linux.optional(),
+  process: z.optional(Process),
+  root: z.optional(Root),
+  hostname: z.optional(z.string()),
+  domainname: z.optional(z.string()),
+  mounts: z.optional(z.array(Mount)),
+  hooks: z.optional(Hooks),
+  annotations: z.optional(StringMap),
+  linux: z.optional(Linux),
 });
 export type RuntimeConfig = z.infer<typeof RuntimeConfig>;
 
