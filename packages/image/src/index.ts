@@ -2,6 +2,7 @@ export * from "./build-from-dir.ts";
 export * from "./bundle/bundle-builder.ts";
 export { buildOciConfig, type ContainerOverrides, mergeEnv, processSpec } from "./bundle/oci-config.ts";
 export { type ResolvedUser, resolveUser } from "./bundle/user.ts";
+export { isCompatVariant } from "./bundle/wasm-module.ts";
 export * from "./docker-config.ts";
 export * from "./image-store.ts";
 export * from "./import.ts";

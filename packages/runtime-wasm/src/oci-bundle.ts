@@ -12,19 +12,9 @@ import { join, posix, resolve } from "node:path";
 import { MagikError } from "@magikrun/spec/errors";
 import type { OciBundle, WasiPreopen, WasmBundle } from "@magikrun/spec/runtime";
 import type { Mount } from "@magikrun/spec/runtime-config";
+import { WASM_ANNOTATIONS } from "@magikrun/spec/wasm-annotations";
 
-/** Annotations that mark an image or bundle as WebAssembly (as crun and runwasi read them) and set its limits. */
-export const WASM_ANNOTATIONS = {
-  /** Set by wasm image builders (buildah, docker buildx): "compat" or "compat-smart". */
-  variant: "module.wasm.image/variant",
-  /** crun's handler selection: "wasm". */
-  handler: "run.oci.handler",
-  fuel: "run.magikrun.wasm.fuel",
-  maxMemoryPages: "run.magikrun.wasm.max-memory-pages",
-  timeoutMs: "run.magikrun.wasm.timeout-ms",
-  /** "false" keeps the rootfs from being preopened as "/" (bundles of wasm artifacts: the module has no fs). */
-  preopenRootfs: "run.magikrun.wasm.preopen-rootfs",
-} as const;
+export { WASM_ANNOTATIONS };
 
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 

@@ -8,3 +8,4 @@ export * from "./runc-defaults.ts";
 export * from "./runtime.ts";
 export * from "./runtime-config.ts";
 export * from "./state.ts";
+export * from "./wasm-annotations.ts";

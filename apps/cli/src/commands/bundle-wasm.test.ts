@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BundleBuilder, ImageStore, WASM_OCI_ANNOTATIONS } from "@magikrun/image";
+import { BundleBuilder, ImageStore } from "@magikrun/image";
 import {
   hasRegistry,
   makeWasmArtifact,
@@ -12,7 +12,7 @@ import {
   type TestRegistry,
 } from "@magikrun/image/test-support";
 import { loadBundle } from "@magikrun/runtime-native/bundle";
-import { WASM_ANNOTATIONS, wasmBundleFromOci } from "@magikrun/runtime-wasm/oci-bundle";
+import { wasmBundleFromOci } from "@magikrun/runtime-wasm/oci-bundle";
 import type { WasmBundle } from "@magikrun/spec";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -130,11 +130,6 @@ describe.skipIf(!hasRegistry() || !CLANG)(
     afterAll(async () => {
       await registry?.stop();
       rmSync(work, { recursive: true, force: true });
-    });
-
-    it("uses the annotation keys wasmBundleFromOci reads", () => {
-      const { variant: _variant, ...read } = WASM_ANNOTATIONS;
-      expect(WASM_OCI_ANNOTATIONS).toEqual(read);
     });
 
     it("reads config.json back as the WasmBundle buildWasm returned: module, args, env, limits, preopens", async () => {

@@ -7,6 +7,7 @@ import {
   BundleBuilder,
   type ContainerOverrides,
   ImageStore,
+  isCompatVariant,
   isWasmArtifact,
   type ResolvedImage,
 } from "@magikrun/image";
@@ -29,8 +30,6 @@ const USAGE = `usage: magikrun bundle <command> [options]
   rm ID     removes the bundle and its root filesystem
   path ID   prints the bundle directory of ID`;
 
-const WASM_VARIANT = "module.wasm.image/variant";
-
 function usageError(message: string): MagikError {
   return new MagikError("InvalidInput", message, { hint: USAGE });
 }
@@ -40,10 +39,8 @@ function usageError(message: string): MagikError {
  * annotated compat by a wasm image builder. A plain image with a .wasm entrypoint stays oci unless asked.
  */
 function isWasmImage(image: ResolvedImage): boolean {
-  const variant =
-    image.manifest.annotations?.[WASM_VARIANT] ?? image.config.config?.Labels?.[WASM_VARIANT] ?? "";
   return (
-    variant.startsWith("compat") ||
+    isCompatVariant(image) ||
     isWasmArtifact(image.manifest) ||
     image.manifest.layers.some((l) => l.mediaType === MediaTypes.wasmLayer)
   );

@@ -19,8 +19,6 @@ import { resolveUser } from "./user.ts";
 import { copyArtifactModule, copyRootfsModule, isCompatVariant, wasmLayer } from "./wasm-module.ts";
 import { artifactRootfs, buildWasmOciConfig } from "./wasm-oci.ts";
 
-export { WASM_OCI_ANNOTATIONS } from "./wasm-oci.ts";
-
 /**
  * Builds the three bundle kinds for a container from a resolved image. Every bundle directory
  * (`<root>/bundles/<id>/`) belongs to one container and is created exclusively: an existing one is refused, and a

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { type Descriptor, MagikError, MediaTypes } from "@magikrun/spec";
+import { type Descriptor, MagikError, MediaTypes, WASM_ANNOTATIONS } from "@magikrun/spec";
 import { O_CLOEXEC } from "../fs-native.ts";
 import type { LayerBlobSource } from "../layer-cache.ts";
 import { openInRoot } from "../resolve-in-root.ts";
@@ -10,7 +10,7 @@ import type { ResolvedImage } from "../types.ts";
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
 /** Set by wasm image builders (buildah, buildx) on images whose entrypoint is a module: "compat", "compat-smart". */
-export const WASM_VARIANT_ANNOTATION = "module.wasm.image/variant";
+export const WASM_VARIANT_ANNOTATION = WASM_ANNOTATIONS.variant;
 
 /** Whether the image says its entrypoint is a wasm module (manifest annotation or config label). */
 export function isCompatVariant(image: ResolvedImage): boolean {

@@ -1,13 +1,12 @@
 import fs from "node:fs";
 import path from "node:path";
-import { isMagikError, MediaTypes, RuntimeConfig, sha256Digest } from "@magikrun/spec";
+import { isMagikError, MediaTypes, RuntimeConfig, sha256Digest, WASM_ANNOTATIONS } from "@magikrun/spec";
 import { defaultMounts } from "@magikrun/spec/runc-defaults";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { jsonBlob } from "../test-support/fixture.ts";
 import type { ResolvedImage } from "../types.ts";
 import { makeTestRoot, storeLayers, type TestRoot } from "../unpack/test-image.ts";
 import { BundleBuilder } from "./bundle-builder.ts";
-import { WASM_OCI_ANNOTATIONS } from "./wasm-oci.ts";
 
 // The config.json of wasm bundles; that wasmBundleFromOci reads it back as bundle.json is tested in
 // apps/cli/src/commands/bundle-wasm.test.ts, where both packages meet.
@@ -76,8 +75,8 @@ describe("config.json of wasm bundles", () => {
       // An image cannot set its own limits through labels: bundle.json would not have them.
       Labels: {
         "org.example": "yes",
-        [WASM_OCI_ANNOTATIONS.fuel]: "1",
-        [WASM_OCI_ANNOTATIONS.timeoutMs]: "9",
+        [WASM_ANNOTATIONS.fuel]: "1",
+        [WASM_ANNOTATIONS.timeoutMs]: "9",
       },
     });
     const data = path.join(root.dir, "data");
@@ -99,10 +98,10 @@ describe("config.json of wasm bundles", () => {
     );
     expect(config.annotations).toEqual({
       "org.example": "yes",
-      [WASM_OCI_ANNOTATIONS.handler]: "wasm",
-      [WASM_OCI_ANNOTATIONS.fuel]: "1000000000",
-      [WASM_OCI_ANNOTATIONS.maxMemoryPages]: "16",
-      [WASM_OCI_ANNOTATIONS.preopenRootfs]: "false",
+      [WASM_ANNOTATIONS.handler]: "wasm",
+      [WASM_ANNOTATIONS.fuel]: "1000000000",
+      [WASM_ANNOTATIONS.maxMemoryPages]: "16",
+      [WASM_ANNOTATIONS.preopenRootfs]: "false",
     });
     expect(config.mounts).toEqual([
       ...defaultMounts(),
@@ -142,9 +141,9 @@ describe("config.json of wasm bundles", () => {
     expect(config.root).toEqual({ path: bundle.preopens[0]!.hostPath, readonly: false });
     expect(config.process).toMatchObject({ args: ["hello.wasm", "--name", "x"], cwd: "/app" });
     expect(config.annotations).toEqual({
-      [WASM_OCI_ANNOTATIONS.handler]: "wasm",
-      [WASM_OCI_ANNOTATIONS.fuel]: "5000",
-      [WASM_OCI_ANNOTATIONS.timeoutMs]: "250",
+      [WASM_ANNOTATIONS.handler]: "wasm",
+      [WASM_ANNOTATIONS.fuel]: "5000",
+      [WASM_ANNOTATIONS.timeoutMs]: "250",
     });
     // a relative host path is made absolute in both files
     expect(bundle.preopens[1]).toEqual({ guestPath: "/tmp", hostPath: root.dir });
@@ -160,7 +159,7 @@ describe("config.json of wasm bundles", () => {
     });
     expect(own.preopens).toEqual([{ guestPath: "/", hostPath: root.dir, readonly: true }]);
     const ownConfig = configOf(own.path);
-    expect(ownConfig.annotations?.[WASM_OCI_ANNOTATIONS.preopenRootfs]).toBeUndefined();
+    expect(ownConfig.annotations?.[WASM_ANNOTATIONS.preopenRootfs]).toBeUndefined();
     expect(ownConfig.mounts?.at(-1)).toMatchObject({ destination: "/", source: root.dir });
   });
 

@@ -5,6 +5,7 @@ import {
   MagikError,
   type Mount,
   type RuntimeConfig,
+  WASM_ANNOTATIONS,
   type WasiPreopen,
 } from "@magikrun/spec";
 import { assembleOciConfig, type ProcessSpec } from "./oci-config.ts";
@@ -15,19 +16,14 @@ import { assembleOciConfig, type ProcessSpec } from "./oci-config.ts";
  * too. The two files must describe the same instance; wasmBundleFromOci is the reading this writes for.
  */
 
-/**
- * Keys wasmBundleFromOci reads (its WASM_ANNOTATIONS; @magikrun/image cannot import the runtime, a test checks
- * that the two agree).
- */
-export const WASM_OCI_ANNOTATIONS = {
-  /** crun's handler selection: marks the program as a module whatever its file name. */
-  handler: "run.oci.handler",
-  fuel: "run.magikrun.wasm.fuel",
-  maxMemoryPages: "run.magikrun.wasm.max-memory-pages",
-  timeoutMs: "run.magikrun.wasm.timeout-ms",
-  /** "false": the rootfs is not preopened as "/" (a wasm artifact's module runs without a file system). */
-  preopenRootfs: "run.magikrun.wasm.preopen-rootfs",
-} as const;
+/** What an image must not set for itself through its labels: the bundle's own handler and limits. */
+const BUNDLE_KEYS = [
+  WASM_ANNOTATIONS.handler,
+  WASM_ANNOTATIONS.fuel,
+  WASM_ANNOTATIONS.maxMemoryPages,
+  WASM_ANNOTATIONS.timeoutMs,
+  WASM_ANNOTATIONS.preopenRootfs,
+];
 
 export interface WasmOciConfigInput {
   image: ImageConfig;
@@ -61,14 +57,14 @@ export function preopenMount(preopen: WasiPreopen): Mount {
 export function buildWasmOciConfig(input: WasmOciConfigInput): RuntimeConfig {
   const annotations: Record<string, string> = { ...(input.image.config?.Labels ?? {}) };
   // An image label must not set limits the bundle (bundle.json) does not have: both files say the same.
-  for (const key of Object.values(WASM_OCI_ANNOTATIONS)) delete annotations[key];
-  annotations[WASM_OCI_ANNOTATIONS.handler] = "wasm";
-  annotations[WASM_OCI_ANNOTATIONS.fuel] = String(input.fuel);
+  for (const key of BUNDLE_KEYS) delete annotations[key];
+  annotations[WASM_ANNOTATIONS.handler] = "wasm";
+  annotations[WASM_ANNOTATIONS.fuel] = String(input.fuel);
   if (input.maxMemoryPages !== undefined) {
-    annotations[WASM_OCI_ANNOTATIONS.maxMemoryPages] = String(input.maxMemoryPages);
+    annotations[WASM_ANNOTATIONS.maxMemoryPages] = String(input.maxMemoryPages);
   }
-  if (input.timeoutMs !== undefined) annotations[WASM_OCI_ANNOTATIONS.timeoutMs] = String(input.timeoutMs);
-  if (!input.preopenRootfs) annotations[WASM_OCI_ANNOTATIONS.preopenRootfs] = "false";
+  if (input.timeoutMs !== undefined) annotations[WASM_ANNOTATIONS.timeoutMs] = String(input.timeoutMs);
+  if (!input.preopenRootfs) annotations[WASM_ANNOTATIONS.preopenRootfs] = "false";
   return assembleOciConfig({
     // WASI has no users and no HOME of its own: the module's environment is exactly bundle.json's.
     process: input.process,

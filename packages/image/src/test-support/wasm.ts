@@ -1,9 +1,9 @@
-import { MediaTypes, sha256Digest } from "@magikrun/spec";
+import { MediaTypes, sha256Digest, WASM_ANNOTATIONS } from "@magikrun/spec";
 import { type TarEntry, tarBytes } from "../tar-writer.ts";
 import { type FixtureImage, type FixtureLayer, jsonBlob, makeImage, makeLayer } from "./fixture.ts";
 
 /** What wasm image builders (buildah, buildx) annotate images whose entrypoint is a module with. */
-const WASM_VARIANT_ANNOTATION = "module.wasm.image/variant";
+const WASM_VARIANT_ANNOTATION = WASM_ANNOTATIONS.variant;
 
 export interface WasmArtifactInput {
   /** Config media type; default application/vnd.wasm.config.v1+json. */
