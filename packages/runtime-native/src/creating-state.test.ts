@@ -142,6 +142,8 @@ describe.skipIf(skip !== "")(`state during create${skip ? ` (skipped: ${skip})` 
       );
       await until("the prestart hook", () => existsSync(join(bundle.dir, "in-hook")));
       expect((await rt.state(id)).status).toBe("creating");
+      // ps lists the container's cgroup (named by the creating record), never the creating process itself.
+      expect(await rt.pids(id)).not.toContain(process.pid);
       writeFileSync(join(bundle.dir, "release"), "");
       expect(await creating).not.toBe("none");
       expect(await errorCode(rt.state(id))).toBe("ContainerNotFound");
