@@ -24,11 +24,20 @@ describe.skipIf(skip !== "")(`NativeRuntime lifecycle${skip ? ` (skipped: ${skip
   });
 
   it("goes created → running → stopped and reports the exit code, leaving nothing behind", async () => {
-    // pid 1 of a pid namespace only gets the signals it handles: trap TERM, as a real init would.
-    const bundle = makeBundle(["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"], noCaps);
+    // pid 1 of a pid namespace only gets the signals it handles: trap TERM, as a real init would, and say when
+    // the trap is set (a TERM that arrives before it is dropped, and the loop would run on).
+    const bundle = makeBundle(
+      ["sh", "-c", "trap 'exit 42' TERM; echo trapped; while true; do sleep 0.05; done"],
+      noCaps,
+    );
     const id = uniqueId();
+    const out = `${bundle.dir}/stdout`;
     try {
-      const created = await rt.create({ id, bundle: loadBundle(bundle.dir) });
+      const created = await rt.create({
+        id,
+        bundle: loadBundle(bundle.dir),
+        stdio: { stdout: { path: out } },
+      });
       expect(created.status).toBe("created");
       expect(created.pid).toBeGreaterThan(0);
       expect((await rt.state(id)).status).toBe("created");
@@ -36,6 +45,7 @@ describe.skipIf(skip !== "")(`NativeRuntime lifecycle${skip ? ` (skipped: ${skip
       expect((await rt.state(id)).status).toBe("running");
       await expect(rt.start(id)).rejects.toMatchObject({ code: "InvalidState" });
       await expect(rt.delete(id)).rejects.toMatchObject({ code: "DeleteFailed" });
+      for (let i = 0; i < 500 && !readFileSync(out, "utf8").includes("trapped"); i++) await Bun.sleep(10);
       await rt.kill(id, "TERM");
       const exit = await rt.wait(id);
       expect(exit).toEqual({ code: 42, reason: "exited" });
