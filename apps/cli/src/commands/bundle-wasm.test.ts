@@ -15,11 +15,11 @@ import { loadBundle } from "@magikrun/runtime-native/bundle";
 import { wasmBundleFromOci } from "@magikrun/runtime-wasm/oci-bundle";
 import type { WasmBundle } from "@magikrun/spec";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, runCli } from "../test-support.ts";
 
 // A wasm bundle made by `bundle create` (BundleBuilder.buildWasm) is also a runc-style bundle: its config.json
 // reads back (wasmBundleFromOci) as the bundle.json beside it, and `magikrun run --bundle` runs it.
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CLANG = Bun.which("clang-14");
 
 /**
@@ -65,19 +65,8 @@ describe.skipIf(!hasRegistry() || !CLANG)(
     let linked: string;
     let module: Uint8Array;
 
-    async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-      const proc = Bun.spawn(["bun", MAIN, "--root", root, "--store", root, ...args], {
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
-      });
-      const [stdout, stderr, code] = await Promise.all([
-        new Response(proc.stdout).text(),
-        new Response(proc.stderr).text(),
-        proc.exited,
-      ]);
-      return { code, stdout, stderr };
-    }
+    const cli = (...args: string[]): Promise<CliResult> =>
+      runCli(["--root", root, "--store", root, ...args], { DOCKER_CONFIG: join(work, "no-docker-config") });
 
     function leftovers(): string[] {
       return ["bundles", "rootfs"].flatMap((dir) => {

@@ -3,26 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hasBusybox, makeBusyboxRootfs } from "@magikrun/image/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, runCli } from "../test-support.ts";
 import { parseSize } from "./bundle.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 describe.skipIf(!hasBusybox())("magikrun bundle (needs busybox-static)", () => {
   let work: string;
   let store: string;
 
-  async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const proc = Bun.spawn(["bun", MAIN, "--store", store, "--json", ...args], {
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
-    return { code, stdout, stderr };
-  }
+  const cli = (...args: string[]): Promise<CliResult> => runCli(["--store", store, "--json", ...args]);
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), "magikrun-bundle-cli-"));

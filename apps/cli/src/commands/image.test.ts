@@ -15,8 +15,7 @@ import {
   writeOciLayout,
 } from "@magikrun/image/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { CLI_MAIN, type CliResult, runCli } from "../test-support.ts";
 
 describe.skipIf(!hasBusybox() || !hasRegistry())(
   "magikrun image (needs busybox-static and docker-registry)",
@@ -26,19 +25,8 @@ describe.skipIf(!hasBusybox() || !hasRegistry())(
     let registry: TestRegistry;
     let image: FixtureImage;
 
-    async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-      const proc = Bun.spawn(["bun", MAIN, "--store", root, ...args], {
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
-      });
-      const [stdout, stderr, code] = await Promise.all([
-        new Response(proc.stdout).text(),
-        new Response(proc.stderr).text(),
-        proc.exited,
-      ]);
-      return { code, stdout, stderr };
-    }
+    const cli = (...args: string[]): Promise<CliResult> =>
+      runCli(["--store", root, ...args], { DOCKER_CONFIG: join(work, "no-docker-config") });
 
     beforeAll(async () => {
       image = buildBusyboxImage({ workDir: join(work, "fx") });
@@ -89,7 +77,7 @@ describe.skipIf(!hasBusybox() || !hasRegistry())(
         // `script` gives the command a pseudo-terminal, as an interactive shell would.
         const command = [
           "bun",
-          MAIN,
+          CLI_MAIN,
           "--store",
           join(work, "tty-root"),
           "image",
@@ -146,11 +134,14 @@ describe.skipIf(!hasBusybox() || !hasRegistry())(
       });
       const sigRoot = join(work, "sigint-root");
       try {
-        const proc = Bun.spawn(["bun", MAIN, "--store", sigRoot, "image", "pull", `${slow.host}/t/bb:1`], {
-          stdout: "pipe",
-          stderr: "pipe",
-          env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
-        });
+        const proc = Bun.spawn(
+          ["bun", CLI_MAIN, "--store", sigRoot, "image", "pull", `${slow.host}/t/bb:1`],
+          {
+            stdout: "pipe",
+            stderr: "pipe",
+            env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
+          },
+        );
         const reader = proc.stderr.getReader();
         let stderr = "";
         while (!stderr.includes("downloading")) {

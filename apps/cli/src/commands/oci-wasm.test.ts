@@ -3,8 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { type CliResult, runCli } from "../test-support.ts";
 
 /** A bundle whose rootfs holds a wasm module as its program, as runwasi expects them. */
 function wasmBundle(dir: string, program: string, annotations: Record<string, string> = {}): string {
@@ -25,18 +24,7 @@ describe("runc-style run of a wasm bundle (needs Debian's wat2wasm)", () => {
   let work: string;
   let bundle: string;
 
-  async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const proc = Bun.spawn(["bun", MAIN, "--root", join(work, "state"), ...args], {
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
-    return { code, stdout, stderr };
-  }
+  const cli = (...args: string[]): Promise<CliResult> => runCli(["--root", join(work, "state"), ...args]);
 
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), "magikrun-oci-wasm-"));

@@ -12,8 +12,8 @@ import {
   type TestRegistry,
 } from "@magikrun/image/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, runCli } from "../test-support.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CLANG = Bun.which("clang-14");
 
 /** Prints its arguments (argv[0] left out) and, when the image has one, /app/greeting.txt; exits EXIT_CODE. */
@@ -51,19 +51,8 @@ describe.skipIf(!hasRegistry() || !CLANG)(
       return new Uint8Array(readFileSync(out));
     }
 
-    async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-      const proc = Bun.spawn(["bun", MAIN, "--root", root, "--store", root, ...args], {
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, DOCKER_CONFIG: join(work, "no-docker-config") },
-      });
-      const [stdout, stderr, code] = await Promise.all([
-        new Response(proc.stdout).text(),
-        new Response(proc.stderr).text(),
-        proc.exited,
-      ]);
-      return { code, stdout, stderr };
-    }
+    const cli = (...args: string[]): Promise<CliResult> =>
+      runCli(["--root", root, "--store", root, ...args], { DOCKER_CONFIG: join(work, "no-docker-config") });
 
     /** Bundles and root filesystems of finished runs are removed. */
     function leftovers(): string[] {

@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMagikError } from "@magikrun/spec";
 import { afterAll, describe, expect, it } from "vitest";
+import { type CliResult, runCli } from "../test-support.ts";
 import { parseRunArgs } from "./wasm.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), "magikrun-cli-wasm-"));
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -24,21 +24,8 @@ const IMPORTS = `(import "wasi_snapshot_preview1" "fd_write" (func $w (param i32
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)`;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn(
-    ["bun", MAIN, "--root", join(work, "root"), "--store", join(work, "root"), ...args],
-    {
-      stdout: "pipe",
-      stderr: "pipe",
-    },
-  );
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { code, stdout, stderr };
-}
+const cli = (...args: string[]): Promise<CliResult> =>
+  runCli(["--root", join(work, "root"), "--store", join(work, "root"), ...args]);
 
 describe("parseRunArgs", () => {
   it("takes options before the module and passes everything after it to the module", () => {
