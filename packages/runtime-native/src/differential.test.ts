@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadBundle } from "./bundle.ts";
 import { NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, RUNC, uniqueId } from "./test-support/busybox-bundle.ts";
-import { isRoot, leftovers, removeAll, runToExit } from "./test-support/run.ts";
+import { isRoot, leftovers, removeAll, runcCreate, runcWaitStopped, runToExit } from "./test-support/run.ts";
 
 const skip = !isRoot
   ? "needs root"
@@ -232,22 +232,11 @@ describe.skipIf(skip !== "")(`differential: runc vs magikrun${skip ? ` (skipped:
       sh("mount", "--make-shared", bundle.dir);
       if (runtime === "runc") {
         const runc = (...args: string[]) => Bun.spawnSync([RUNC, "--root", runcRoot, ...args]);
-        // Files, not pipes: the created container inherits runc's stdio and would hold a pipe open.
-        const created = Bun.spawnSync([RUNC, "--root", runcRoot, "create", "--bundle", bundle.dir, id], {
-          stdio: ["ignore", Bun.file(out), Bun.file(err)],
-        });
-        expect({ code: created.exitCode, stderr: readFileSync(err, "utf8") }).toEqual({
-          code: 0,
-          stderr: "",
-        });
+        expect(runcCreate(runcRoot, bundle.dir, id, { out, err })).toEqual({ code: 0, stderr: "" });
         try {
           expect(runc("start", id).exitCode).toBe(0);
           hostMounts();
-          const deadline = Date.now() + 10_000;
-          while (JSON.parse(runc("state", id).stdout.toString()).status !== "stopped") {
-            if (Date.now() > deadline) throw new Error("runc's container did not exit");
-            await Bun.sleep(5);
-          }
+          await runcWaitStopped(runcRoot, id);
         } finally {
           runc("delete", "--force", id);
         }

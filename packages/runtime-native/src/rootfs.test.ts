@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadBundle } from "./bundle.ts";
 import { NativeRuntime } from "./native-runtime.ts";
 import { haveBusybox, makeBundle, makeStateRoot, RUNC, uniqueId } from "./test-support/busybox-bundle.ts";
-import { isRoot, leftovers, removeAll } from "./test-support/run.ts";
+import { isRoot, leftovers, removeAll, runcCreate, runcWaitStopped } from "./test-support/run.ts";
 
 const skip = !isRoot
   ? "needs root"
@@ -157,22 +157,13 @@ describe.skipIf(skip !== "")(
         const out = join(bundle.dir, "stdout");
         writeFileSync(out, "");
         if (runtime === "runc") {
-          // Files, not pipes: the created container inherits runc's stdio and would hold a pipe open (spawnSync
-          // would wait for its EOF until the container exits, and it exits only after start).
           const err = join(bundle.dir, "stderr");
-          const created = Bun.spawnSync([RUNC, "--root", runcRoot, "create", "--bundle", bundle.dir, id], {
-            stdio: ["ignore", Bun.file(out), Bun.file(err)],
-          });
-          expect({ code: created.exitCode, stderr: readFileSync(err, "utf8") }).toEqual({
-            code: 0,
-            stderr: "",
-          });
+          expect(runcCreate(runcRoot, bundle.dir, id, { out, err })).toEqual({ code: 0, stderr: "" });
           try {
             sh("mount", "-t", "tmpfs", "hostside", mnt);
             mounted.unshift(mnt);
             expect(runc("start", id).exitCode).toBe(0);
-            // runc has no wait: poll its state until the process has exited.
-            while (JSON.parse(runc("state", id).stdout.toString()).status !== "stopped") await Bun.sleep(10);
+            await runcWaitStopped(runcRoot, id);
           } finally {
             runc("delete", "--force", id);
           }

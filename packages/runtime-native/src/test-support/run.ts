@@ -3,7 +3,7 @@ import type { ExitStatus } from "@magikrun/spec/runtime";
 import type { RuntimeConfig } from "@magikrun/spec/runtime-config";
 import { loadBundle } from "../bundle.ts";
 import { NativeRuntime } from "../native-runtime.ts";
-import { makeBundle, uniqueId } from "./busybox-bundle.ts";
+import { makeBundle, RUNC, uniqueId } from "./busybox-bundle.ts";
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -71,5 +71,32 @@ function safeReaddir(dir: string): string[] {
     return readdirSync(dir);
   } catch {
     return [];
+  }
+}
+
+/**
+ * `runc create` with stdout and stderr going to files: the created container inherits runc's stdio, and a pipe it
+ * held would keep spawnSync waiting until the container exits, which it does only after start.
+ */
+export function runcCreate(
+  runcRoot: string,
+  bundleDir: string,
+  id: string,
+  files: { out: string; err: string },
+): { code: number; stderr: string } {
+  const created = Bun.spawnSync([RUNC, "--root", runcRoot, "create", "--bundle", bundleDir, id], {
+    stdio: ["ignore", Bun.file(files.out), Bun.file(files.err)],
+  });
+  return { code: created.exitCode, stderr: readFileSync(files.err, "utf8") };
+}
+
+/** runc has no wait: polls `runc state` until the container's process has exited. */
+export async function runcWaitStopped(runcRoot: string, id: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const status = () =>
+    JSON.parse(Bun.spawnSync([RUNC, "--root", runcRoot, "state", id]).stdout.toString()).status as string;
+  while (status() !== "stopped") {
+    if (Date.now() > deadline) throw new Error(`runc's container ${id} did not exit`);
+    await Bun.sleep(5);
   }
 }
