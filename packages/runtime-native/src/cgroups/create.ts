@@ -93,12 +93,14 @@ export function planCgroup(
   return { leaves: leafDirectories(layout, normalised, base), plan };
 }
 
+/** `planned`: what planCgroup returned for these options, when the caller needed it earlier. */
 export async function createCgroup(
   options: CreateCgroupOptions,
   fs: CgroupFs = nodeCgroupFs,
+  planned?: ReturnType<typeof planCgroup>,
 ): Promise<CgroupHandle> {
   const layout = options.layout ?? (await detectCgroupLayout());
-  const { leaves, plan } = planCgroup(options, layout);
+  const { leaves, plan } = planned ?? planCgroup(options, layout);
 
   const hierarchies: Hierarchy[] = [];
   const seen = new Set<string>();

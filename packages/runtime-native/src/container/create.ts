@@ -143,7 +143,8 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
     onWarning: ctx.warn,
   };
   // The cgroup's place and checked resources now; its directories are made while the process starts.
-  const cgroupLeaves = planCgroup(cgroupOptions, cgroupOptions.layout).leaves;
+  const cgroupPlan = planCgroup(cgroupOptions, cgroupOptions.layout);
+  const cgroupLeaves = cgroupPlan.leaves;
   // Plan once with placeholder fds so a bad config fails before anything exists on the host.
   const placeholders = Object.fromEntries(
     (linux.namespaces ?? []).filter((n) => n.path).map((n) => [n.type, 0]),
@@ -259,7 +260,7 @@ export async function createContainer(ctx: RuntimeContext, options: NativeCreate
       deadline,
       errorCode: "CreateFailed",
       whileStarting: async () => {
-        cgroup = await createCgroup(cgroupOptions, syncCgroupFs);
+        cgroup = await createCgroup(cgroupOptions, syncCgroupFs, cgroupPlan);
       },
       beforeRelease: async (pid) => {
         if (plan.userNs) writeIdMaps(pid, config);
