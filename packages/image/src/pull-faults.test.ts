@@ -1,7 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isMagikError, type MagikError, MediaTypes } from "@magikrun/spec";
+import { MediaTypes } from "@magikrun/spec";
+import { rejectedMagikError } from "@magikrun/spec/test-support";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ImageStore } from "./image-store.ts";
 import { pullImage } from "./pull.ts";
@@ -16,16 +17,6 @@ import {
   startFaultRegistry,
   truncatedResponse,
 } from "./test-support/index.ts";
-
-async function errorOf(promise: Promise<unknown>): Promise<MagikError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected the pull to fail");
-}
 
 describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
   const work = mkdtempSync(join(tmpdir(), "magikrun-pull-faults-"));
@@ -70,7 +61,7 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
   it("refuses a layer whose content does not match its digest, leaving nothing", async () => {
     const store = await newStore();
     registry.setFault((ctx) => (isLayer(ctx) ? new Response(layered.layers[1]!.bytes) : undefined));
-    const err = await errorOf(pullImage(`${registry.host}/t/busybox:1`, { store, ...fast }));
+    const err = await rejectedMagikError(pullImage(`${registry.host}/t/busybox:1`, { store, ...fast }));
     expect(err.code).toBe("DigestMismatch");
     expect(err.details.digest).toBe(layer().digest);
     await expectEmpty(store);
@@ -86,7 +77,7 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
           })
         : undefined,
     );
-    const lying = await errorOf(pullImage(`${registry.host}/t/busybox:1`, { store, ...fast }));
+    const lying = await rejectedMagikError(pullImage(`${registry.host}/t/busybox:1`, { store, ...fast }));
     expect(lying.code).toBe("DigestMismatch");
     expect(lying.details).toMatchObject({ expected: other, actual: image.manifest.digest });
     registry.setFault((ctx) =>
@@ -94,7 +85,7 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
         ? new Response(layered.manifest.bytes, { headers: { "content-type": MediaTypes.ociManifest } })
         : undefined,
     );
-    const pinned = await errorOf(
+    const pinned = await rejectedMagikError(
       pullImage(`${registry.host}/t/busybox@${image.manifest.digest}`, { store, ...fast }),
     );
     expect(pinned.code).toBe("DigestMismatch");
@@ -114,7 +105,7 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
 
     const store2 = await newStore();
     registry.setFault((ctx) => (isLayer(ctx) ? truncatedResponse(ctx.blob!, 4096) : undefined));
-    const err = await errorOf(
+    const err = await rejectedMagikError(
       pullImage(`${registry.host}/t/busybox:1`, { store: store2, ...fast, retries: 2 }),
     );
     expect(err.code).toBe("ImagePullFailed");
@@ -132,7 +123,7 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
 
     const store2 = await newStore();
     registry.setFault((ctx) => (isLayer(ctx) ? new Response("down", { status: 503 }) : undefined));
-    const err = await errorOf(
+    const err = await rejectedMagikError(
       pullImage(`${registry.host}/t/busybox:1`, { store: store2, ...fast, retries: 1 }),
     );
     expect(err.code).toBe("ImagePullFailed");
@@ -146,7 +137,9 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
       ctx.kind === "manifest" ? Bun.sleep(5_000).then(() => undefined) : undefined,
     );
     const started = Date.now();
-    const err = await errorOf(pullImage(`${registry.host}/t/busybox:1`, { store, ...fast, timeoutMs: 300 }));
+    const err = await rejectedMagikError(
+      pullImage(`${registry.host}/t/busybox:1`, { store, ...fast, timeoutMs: 300 }),
+    );
     expect(err.code).toBe("Timeout");
     expect(err.details).toMatchObject({ timeoutMs: 300, limit: "IMAGE_PULL_TIMEOUT_MS" });
     expect(Date.now() - started).toBeLessThan(2_000);
@@ -163,7 +156,7 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
       });
       return new Response(body, { headers: { "content-length": String(bytes.length) } });
     });
-    const stalled = await errorOf(
+    const stalled = await rejectedMagikError(
       pullImage(`${registry.host}/t/busybox:1`, { store, ...fast, timeoutMs: 400 }),
     );
     expect(stalled.code).toBe("Timeout");
@@ -175,7 +168,9 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
     const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
     const port = closed.port;
     await closed.stop(true);
-    const err = await errorOf(pullImage(`127.0.0.1:${port}/t/busybox:1`, { store, ...fast, retries: 2 }));
+    const err = await rejectedMagikError(
+      pullImage(`127.0.0.1:${port}/t/busybox:1`, { store, ...fast, retries: 2 }),
+    );
     expect(err.code).toBe("ImagePullFailed");
     expect(err.details).toMatchObject({ attempts: 3 });
     expect(err.message).toContain(`cannot reach 127.0.0.1:${port}`);
@@ -194,7 +189,7 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
         if (e.type === "layer" && e.status === "downloading") controller.abort();
       },
     });
-    expect((await errorOf(pending)).code).toBe("Cancelled");
+    expect((await rejectedMagikError(pending)).code).toBe("Cancelled");
     await expectEmpty(store);
   });
 
@@ -228,7 +223,7 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
   it("enforces manifest, config and layer limits while reading", async () => {
     const store = await newStore();
     registry.setFault(undefined);
-    const manifest = await errorOf(
+    const manifest = await rejectedMagikError(
       pullImage(`${registry.host}/t/busybox:1`, { store, ...fast, limits: { MAX_MANIFEST_SIZE: 100 } }),
     );
     expect(manifest.code).toBe("ImageTooLarge");
@@ -240,24 +235,24 @@ describe.skipIf(!hasBusybox())("pull against a faulty registry", () => {
           })
         : undefined,
     );
-    const streamed = await errorOf(
+    const streamed = await rejectedMagikError(
       pullImage(`${registry.host}/t/busybox:1`, { store, ...fast, limits: { MAX_MANIFEST_SIZE: 100 } }),
     );
     expect(streamed.code).toBe("ImageTooLarge");
     registry.setFault(undefined);
-    const config = await errorOf(
+    const config = await rejectedMagikError(
       pullImage(`${registry.host}/t/busybox:1`, { store, ...fast, limits: { MAX_CONFIG_SIZE: 64 } }),
     );
     expect(config.details.limit).toBe("MAX_CONFIG_SIZE");
-    const layerLimit = await errorOf(
+    const layerLimit = await rejectedMagikError(
       pullImage(`${registry.host}/t/busybox:1`, { store, ...fast, limits: { MAX_LAYER_SIZE: 1000 } }),
     );
     expect(layerLimit.details.limit).toBe("MAX_LAYER_SIZE");
-    const layers = await errorOf(
+    const layers = await rejectedMagikError(
       pullImage(`${registry.host}/t/layered:1`, { store, ...fast, limits: { MAX_LAYERS: 2 } }),
     );
     expect(layers.details).toMatchObject({ limit: "MAX_LAYERS", value: 3 });
-    const schema1 = await errorOf(pullImage(`${registry.host}/t/schema1:1`, { store, ...fast }));
+    const schema1 = await rejectedMagikError(pullImage(`${registry.host}/t/schema1:1`, { store, ...fast }));
     expect(schema1.code).toBe("ManifestParseFailed");
     await expectEmpty(store);
   });

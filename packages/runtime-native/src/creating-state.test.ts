@@ -5,9 +5,9 @@
  */
 import { existsSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { isMagikError } from "@magikrun/spec";
 import type { RuntimeConfig } from "@magikrun/spec/runtime-config";
 import type { ContainerState } from "@magikrun/spec/state";
+import { rejectedMagikError } from "@magikrun/spec/test-support";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { loadBundle } from "./bundle.ts";
 import { NativeRuntime } from "./native-runtime.ts";
@@ -51,13 +51,7 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
 }
 
 async function errorCode(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isMagikError(err)) return err.code;
-    throw err;
-  }
-  return "none";
+  return (await rejectedMagikError(promise)).code;
 }
 
 describe.skipIf(skip !== "")(`state during create${skip ? ` (skipped: ${skip})` : ""}`, () => {
@@ -145,7 +139,7 @@ describe.skipIf(skip !== "")(`state during create${skip ? ` (skipped: ${skip})` 
       // ps lists the container's cgroup (named by the creating record), never the creating process itself.
       expect(await rt.pids(id)).not.toContain(process.pid);
       writeFileSync(join(bundle.dir, "release"), "");
-      expect(await creating).not.toBe("none");
+      expect(await creating).toBe("CreateFailed");
       expect(await errorCode(rt.state(id))).toBe("ContainerNotFound");
       expect((await rt.list()).map((s) => s.id)).not.toContain(id);
       expect(leftovers(state.root, id)).toEqual([]);

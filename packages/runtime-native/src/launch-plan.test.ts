@@ -1,5 +1,6 @@
 /** The planner is pure: these tests need no root and no kernel, only the order and content of operations. */
-import { isMagikError, type RuntimeConfig } from "@magikrun/spec";
+import type { RuntimeConfig } from "@magikrun/spec";
+import { thrownMagikError } from "@magikrun/spec/test-support";
 import { describe, expect, it } from "vitest";
 import { defaultSpec } from "./default-spec.ts";
 import { CLONE_NEWTIME, CLONE_NS, type PlanInputs, planLaunch } from "./launch-plan.ts";
@@ -24,16 +25,6 @@ function inputs(edit?: (c: RuntimeConfig) => void, extra: Partial<PlanInputs> = 
 
 const index = (ops: PlannedOp[], op: number, from = 0) => ops.findIndex((o, i) => i >= from && o.op === op);
 const lastIndex = (ops: PlannedOp[], op: number) => ops.map((o) => o.op).lastIndexOf(op as never);
-
-function refused(fn: () => unknown): { code: string; details: Record<string, unknown> } {
-  try {
-    fn();
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a MagikError");
-}
 
 describe("planLaunch", () => {
   it("creates a time namespace in the reaper with its offsets, as the plan's first record", () => {
@@ -69,7 +60,9 @@ describe("planLaunch", () => {
         c.linux!.timeOffsets = { monotonic: { nanosecs: 1_000_000_000 } };
       },
     ]) {
-      expect(refused(() => planLaunch(inputs(edit, { joinFds: { time: 14 } }))).code).toBe("InvalidBundle");
+      expect(thrownMagikError(() => planLaunch(inputs(edit, { joinFds: { time: 14 } }))).code).toBe(
+        "InvalidBundle",
+      );
     }
   });
 
@@ -214,38 +207,42 @@ describe("planLaunch", () => {
 
   it("refuses configs it cannot honour, naming the field", () => {
     expect(
-      refused(() => planLaunch(inputs((c) => (c.linux!.timeOffsets = { monotonic: { secs: 5 } })))),
+      thrownMagikError(() => planLaunch(inputs((c) => (c.linux!.timeOffsets = { monotonic: { secs: 5 } })))),
     ).toMatchObject({ code: "InvalidBundle", details: { field: "linux.timeOffsets" } });
     expect(
-      refused(() =>
+      thrownMagikError(() =>
         planLaunch(
           inputs((c) => (c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== "uts"))),
         ),
       ),
     ).toMatchObject({ code: "InvalidBundle", details: { hostname: "runc" } });
     expect(
-      refused(() => planLaunch(inputs((c) => c.linux!.namespaces!.push({ type: "user" })))),
+      thrownMagikError(() => planLaunch(inputs((c) => c.linux!.namespaces!.push({ type: "user" })))),
     ).toMatchObject({
       code: "InvalidBundle",
       details: { uidMappings: null },
     });
     expect(
-      refused(() => planLaunch(inputs((c) => c.linux!.namespaces!.push({ type: "pid" })))),
+      thrownMagikError(() => planLaunch(inputs((c) => c.linux!.namespaces!.push({ type: "pid" })))),
     ).toMatchObject({
       details: { namespace: "pid" },
     });
-    expect(refused(() => planLaunch(inputs((c) => (c.linux!.maskedPaths = ["relative"]))))).toMatchObject({
+    expect(
+      thrownMagikError(() => planLaunch(inputs((c) => (c.linux!.maskedPaths = ["relative"])))),
+    ).toMatchObject({
       details: { field: "maskedPaths", path: "relative" },
     });
-    expect(refused(() => planLaunch(inputs((c) => (c.linux!.sysctl = { "../../etc": "1" }))))).toMatchObject({
+    expect(
+      thrownMagikError(() => planLaunch(inputs((c) => (c.linux!.sysctl = { "../../etc": "1" })))),
+    ).toMatchObject({
       details: { sysctl: "../../etc" },
     });
     expect(
-      refused(() =>
+      thrownMagikError(() =>
         planLaunch(inputs((c) => (c.process!.rlimits = [{ type: "RLIMIT_BOGUS", soft: 1, hard: 1 }]))),
       ),
     ).toMatchObject({ details: { rlimit: "RLIMIT_BOGUS" } });
-    expect(refused(() => planLaunch(inputs((c) => (c.process!.terminal = true))))).toMatchObject({
+    expect(thrownMagikError(() => planLaunch(inputs((c) => (c.process!.terminal = true))))).toMatchObject({
       code: "InvalidInput",
     });
   });

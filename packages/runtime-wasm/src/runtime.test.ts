@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { type Bundle, isMagikError, type MagikErrorCode } from "@magikrun/spec";
+import type { Bundle, MagikErrorCode } from "@magikrun/spec";
+import { rejectedMagikError } from "@magikrun/spec/test-support";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WasmRuntime } from "./runtime.ts";
 import { Scratch, WASI_STUB_URL } from "./testing/fixtures.ts";
@@ -33,18 +34,6 @@ afterAll(() => {
   scratch.cleanup();
 });
 
-async function rejection(
-  promise: Promise<unknown>,
-): Promise<{ code: MagikErrorCode; details: Record<string, unknown> }> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
-
 /** create + start + wait, returning the id too. */
 async function run(module: string | Uint8Array, extra: Parameters<Scratch["bundle"]>[1] = {}, rt = runtime) {
   const id = `c${ids++}`;
@@ -73,18 +62,22 @@ describe("WasmRuntime lifecycle", () => {
     expect(stopped.pid).toBeUndefined();
     expect(stopped.annotations?.["run.magikrun.wasm.exit-code"]).toBe("3");
     expect(readFileSync(stdout, "utf8")).toBe("hi there\n");
-    expect((await rejection(runtime.start(id))).code).toBe("StartFailed");
+    expect((await rejectedMagikError(runtime.start(id))).code).toBe("StartFailed");
     await runtime.delete(id);
-    expect((await rejection(runtime.state(id))).code).toBe("ContainerNotFound");
+    expect((await rejectedMagikError(runtime.state(id))).code).toBe("ContainerNotFound");
   });
 
   it("refuses duplicate and invalid ids and non-wasm bundles", async () => {
     const bundle = await scratch.bundle(helloWat("", 0));
     await runtime.create({ id: "dup", bundle });
-    expect((await rejection(runtime.create({ id: "dup", bundle }))).code).toBe("ContainerAlreadyExists");
-    expect((await rejection(runtime.create({ id: "../x", bundle }))).code).toBe("InvalidContainerId");
+    expect((await rejectedMagikError(runtime.create({ id: "dup", bundle }))).code).toBe(
+      "ContainerAlreadyExists",
+    );
+    expect((await rejectedMagikError(runtime.create({ id: "../x", bundle }))).code).toBe(
+      "InvalidContainerId",
+    );
     const vm: Bundle = { kind: "microvm", path: "/x", rootfs: "/x", args: [], env: [], cwd: "/" };
-    expect((await rejection(runtime.create({ id: "vm", bundle: vm }))).code).toBe("InvalidBundle");
+    expect((await rejectedMagikError(runtime.create({ id: "vm", bundle: vm }))).code).toBe("InvalidBundle");
   });
 
   it("reports traps distinctly from exits", async () => {
@@ -97,14 +90,18 @@ describe("WasmRuntime lifecycle", () => {
 
   it("refuses at create a module importing what the runtime does not provide", async () => {
     const module = `(module (import "env" "nope" (func)) (memory (export "memory") 1) (func (export "_start") call 0))`;
-    const err = await rejection(runtime.create({ id: "unlinked", bundle: await scratch.bundle(module) }));
+    const err = await rejectedMagikError(
+      runtime.create({ id: "unlinked", bundle: await scratch.bundle(module) }),
+    );
     expect(err.code).toBe("CreateFailed");
     expect(err.details.missing).toEqual(["env.nope"]);
     expect(await runtime.list()).toEqual([]);
   });
 
   it("refuses a module without _start at create", async () => {
-    const err = await rejection(runtime.create({ id: "reactor", bundle: await scratch.bundle(REACTOR_WAT) }));
+    const err = await rejectedMagikError(
+      runtime.create({ id: "reactor", bundle: await scratch.bundle(REACTOR_WAT) }),
+    );
     expect(err.code).toBe("CreateFailed");
     expect(err.details.exports).toEqual(["memory", "_initialize", "magikrun:fuel"]);
   });
@@ -130,7 +127,7 @@ describe("WasmRuntime lifecycle", () => {
     const controller = new AbortController();
     const waiting = runtime.wait("waited", { signal: controller.signal });
     controller.abort();
-    expect((await rejection(waiting)).code).toBe("Cancelled");
+    expect((await rejectedMagikError(waiting)).code).toBe("Cancelled");
     expect((await runtime.state("waited")).status).toBe("created");
   });
 });
@@ -160,7 +157,7 @@ describe("WasmRuntime limits", () => {
   });
 
   it("refuses at create a memory whose minimum is over the limit, and a limit over MAX_WASM_MEMORY_PAGES", async () => {
-    const over = await rejection(
+    const over = await rejectedMagikError(
       runtime.create({ id: "big", bundle: await scratch.bundle(growWat("8", 0), { maxMemoryPages: 4 }) }),
     );
     expect(over.code).toBe("ResourceExhausted");
@@ -172,9 +169,10 @@ describe("WasmRuntime limits", () => {
     });
     try {
       const bundle = await scratch.bundle(growWat("1", 0), { maxMemoryPages: 65 });
-      expect((await rejection(capped.create({ id: "x", bundle }))).code).toBe("InvalidInput");
+      expect((await rejectedMagikError(capped.create({ id: "x", bundle }))).code).toBe("InvalidInput");
       expect(
-        (await rejection(capped.create({ id: "y", bundle: await scratch.bundle(growWat("65", 0)) }))).code,
+        (await rejectedMagikError(capped.create({ id: "y", bundle: await scratch.bundle(growWat("65", 0)) })))
+          .code,
       ).toBe("ResourceExhausted");
     } finally {
       capped.close();
@@ -199,7 +197,7 @@ describe("WasmRuntime kill", () => {
     await runtime.kill(id, signal);
     // "signaled" (not "killed") means the guest itself reached a check point and stopped: no terminate needed.
     expect(await runtime.wait(id)).toMatchObject({ code, reason: "signaled" });
-    expect((await rejection(runtime.kill(id, "SIGTERM"))).code).toBe("SignalFailed");
+    expect((await rejectedMagikError(runtime.kill(id, "SIGTERM"))).code).toBe("SignalFailed");
   });
 
   it("ignores signals whose default action is to ignore, and refuses unknown ones", async () => {
@@ -207,8 +205,8 @@ describe("WasmRuntime kill", () => {
     await runtime.start("ign");
     await runtime.kill("ign", "SIGWINCH");
     expect((await runtime.state("ign")).status).toBe("running");
-    expect((await rejection(runtime.kill("ign", "SIGNOPE"))).code).toBe("InvalidInput");
-    expect((await rejection(runtime.delete("ign"))).code).toBe("DeleteFailed");
+    expect((await rejectedMagikError(runtime.kill("ign", "SIGNOPE"))).code).toBe("InvalidInput");
+    expect((await rejectedMagikError(runtime.delete("ign"))).code).toBe("DeleteFailed");
     await runtime.delete("ign", { force: true });
     expect(await runtime.list()).toEqual([]);
   });
@@ -258,7 +256,7 @@ describe("WasmRuntime malformed modules", () => {
       ],
     ];
     for (const [name, attempt, code] of cases) {
-      const err = await rejection(attempt);
+      const err = await rejectedMagikError(attempt);
       expect(err.code, name).toBe(code);
       expect(err.details.path, name).toMatch(/\.wasm$/);
     }
@@ -269,7 +267,7 @@ describe("WasmRuntime malformed modules", () => {
       spareWorkers: 0,
     });
     try {
-      const err = await rejection(small.create({ id: "o", bundle: good }));
+      const err = await rejectedMagikError(small.create({ id: "o", bundle: good }));
       expect(err.code).toBe("ResourceExhausted");
       expect(err.details).toMatchObject({ limit: "MAX_WASM_MODULE_SIZE", max: 64, value: bytes.length });
     } finally {

@@ -1,20 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { z as zm } from "zod/mini";
-import { isMagikError, type MagikError } from "./errors.ts";
 import { parseJsonWith, parseWith } from "./parse.ts";
+import { thrownMagikError } from "./test-support.ts";
 
 const Schema = z.object({ name: z.string(), items: z.array(z.object({ size: z.number().int() })) });
-
-function errorOf(fn: () => unknown): MagikError {
-  try {
-    fn();
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a MagikError");
-}
 
 describe("parseWith", () => {
   it("returns the parsed value", () => {
@@ -22,7 +12,9 @@ describe("parseWith", () => {
   });
 
   it("names the path of the first offending field, and lists every issue", () => {
-    const err = errorOf(() => parseWith(Schema, { name: 1, items: [{ size: 1 }, { size: "2" }] }, "thing"));
+    const err = thrownMagikError(() =>
+      parseWith(Schema, { name: 1, items: [{ size: 1 }, { size: "2" }] }, "thing"),
+    );
     expect(err.code).toBe("InvalidInput");
     expect(err.message).toMatch(/^invalid thing at name: /);
     expect(err.details.issues).toEqual([
@@ -32,7 +24,7 @@ describe("parseWith", () => {
   });
 
   it("uses the given code and omits the path for a top-level problem", () => {
-    const err = errorOf(() => parseWith(Schema, "nope", "manifest", "ManifestParseFailed"));
+    const err = thrownMagikError(() => parseWith(Schema, "nope", "manifest", "ManifestParseFailed"));
     expect(err.code).toBe("ManifestParseFailed");
     expect(err.message).toMatch(/^invalid manifest: /);
   });
@@ -55,8 +47,8 @@ describe("parseWith with zod/mini schemas", () => {
 
   it("reports the same message and issues as the classic schema", () => {
     const bad = { name: 1, items: [{ size: 1 }, { size: 1.5 }] };
-    const mini = errorOf(() => parseWith(Mini, bad, "thing"));
-    const classic = errorOf(() => parseWith(Schema, bad, "thing"));
+    const mini = thrownMagikError(() => parseWith(Mini, bad, "thing"));
+    const classic = thrownMagikError(() => parseWith(Schema, bad, "thing"));
     expect(mini.message).toBe("invalid thing at name: Invalid input: expected string, received number");
     expect(mini.message).toBe(classic.message);
     expect(mini.details).toEqual(classic.details);
@@ -69,14 +61,14 @@ describe("parseJsonWith", () => {
   });
 
   it("reports malformed JSON with the given code and the parser's cause", () => {
-    const err = errorOf(() => parseJsonWith(Schema, '{"name":', "config.json", "InvalidBundle"));
+    const err = thrownMagikError(() => parseJsonWith(Schema, '{"name":', "config.json", "InvalidBundle"));
     expect(err.code).toBe("InvalidBundle");
     expect(err.message).toMatch(/^config\.json is not valid JSON: /);
     expect(err.cause).toBeInstanceOf(SyntaxError);
   });
 
   it("reports schema errors naming the path", () => {
-    const err = errorOf(() => parseJsonWith(Schema, '{"name":"a","items":[{"size":1.5}]}', "thing"));
+    const err = thrownMagikError(() => parseJsonWith(Schema, '{"name":"a","items":[{"size":1.5}]}', "thing"));
     expect(err.message).toMatch(/^invalid thing at items\.0\.size: /);
   });
 });

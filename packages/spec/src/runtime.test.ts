@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { isMagikError, type MagikError } from "./errors.ts";
 import { type BundleKind, type OciRuntime, RuntimeRegistry, validateContainerId } from "./runtime.ts";
 import type { ContainerState } from "./state.ts";
+import { thrownMagikError } from "./test-support.ts";
 
 /** A backend that only answers to selection: the registry never calls into it. */
 function backend(name: string, bundleKinds: BundleKind[]): OciRuntime {
@@ -18,16 +18,6 @@ function backend(name: string, bundleKinds: BundleKind[]): OciRuntime {
     delete: unused,
     list: async (): Promise<ContainerState[]> => [],
   };
-}
-
-function errorOf(fn: () => unknown): MagikError {
-  try {
-    fn();
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a MagikError");
 }
 
 describe("RuntimeRegistry", () => {
@@ -57,13 +47,15 @@ describe("RuntimeRegistry", () => {
 
   it("reports RuntimeUnavailable with what is available", () => {
     const registry = new RuntimeRegistry().register(native);
-    const byName = errorOf(() => registry.byName("krun"));
+    const byName = thrownMagikError(() => registry.byName("krun"));
     expect(byName.code).toBe("RuntimeUnavailable");
     expect(byName.details).toEqual({ runtime: "krun", available: ["native"] });
-    const byKind = errorOf(() => registry.forBundle({ kind: "wasm" }));
+    const byKind = thrownMagikError(() => registry.forBundle({ kind: "wasm" }));
     expect(byKind.code).toBe("RuntimeUnavailable");
     expect(byKind.details).toEqual({ kind: "wasm", available: ["native"] });
-    expect(errorOf(() => new RuntimeRegistry().forBundle({ kind: "oci" })).details.available).toEqual([]);
+    expect(
+      thrownMagikError(() => new RuntimeRegistry().forBundle({ kind: "oci" })).details.available,
+    ).toEqual([]);
   });
 });
 
@@ -91,13 +83,13 @@ describe("validateContainerId", () => {
     ["a number", 42],
     ["undefined", undefined],
   ])("refuses %s with InvalidContainerId naming the id", (_name, id) => {
-    const err = errorOf(() => validateContainerId(id));
+    const err = thrownMagikError(() => validateContainerId(id));
     expect(err.code).toBe("InvalidContainerId");
     expect(err.details.id).toBe(id);
   });
 
   it("honours a custom maximum length", () => {
     expect(validateContainerId("abcd", 4)).toBe("abcd");
-    expect(errorOf(() => validateContainerId("abcde", 4)).details.maxLength).toBe(4);
+    expect(thrownMagikError(() => validateContainerId("abcde", 4)).details.maxLength).toBe(4);
   });
 });

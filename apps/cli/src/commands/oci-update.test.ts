@@ -1,4 +1,4 @@
-import { isMagikError } from "@magikrun/spec";
+import { rejectedMagikError } from "@magikrun/spec/test-support";
 import { describe, expect, it } from "vitest";
 import { parseSize } from "../sizes.ts";
 import { parseArgs } from "./oci.ts";
@@ -18,14 +18,8 @@ async function resourcesOf(args: string[], stdin = "") {
   return { r, warnings };
 }
 
-async function failure(args: string[], stdin = "") {
-  try {
-    await resourcesOf(args, stdin);
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a failure");
+function failure(args: string[], stdin = "") {
+  return rejectedMagikError(resourcesOf(args, stdin));
 }
 
 describe("update flags -> linux.resources", () => {

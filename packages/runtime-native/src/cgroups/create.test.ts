@@ -1,18 +1,8 @@
-import { isMagikError } from "@magikrun/spec";
+import { rejectedMagikError } from "@magikrun/spec/test-support";
 import { describe, expect, it } from "vitest";
 import { createCgroup } from "./create.ts";
 import { fakeFsFor, hybridLayout, v1Layout, v2Layout } from "./fake-fs.ts";
 import { openCgroup } from "./handle.ts";
-
-async function rejection(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("createCgroup on v1 (fake fs)", () => {
   it("creates the path in every hierarchy, copies cpuset from the parent, applies resources", async () => {
@@ -53,7 +43,7 @@ describe("createCgroup on v1 (fake fs)", () => {
     const layout = v1Layout();
     const fs = fakeFsFor(layout);
     fs.failWrite = (path) => (path.endsWith("pids.max") ? "EINVAL" : undefined);
-    const e = await rejection(
+    const e = await rejectedMagikError(
       createCgroup({ id: "c3", layout, resources: { memory: { limit: 1 << 20 }, pids: { limit: 3 } } }, fs),
     );
     expect(e.code).toBe("InvalidInput");
@@ -65,7 +55,7 @@ describe("createCgroup on v1 (fake fs)", () => {
     const layout = v1Layout();
     const fs = fakeFsFor(layout);
     fs.missing.add("memory.memsw.limit_in_bytes");
-    const e = await rejection(
+    const e = await rejectedMagikError(
       createCgroup({ id: "c4", layout, resources: { memory: { limit: 1 << 20, swap: 2 << 20 } } }, fs),
     );
     expect(e.code).toBe("NotSupported");
@@ -77,7 +67,7 @@ describe("createCgroup on v1 (fake fs)", () => {
     const layout = v1Layout();
     const fs = fakeFsFor(layout);
     const before = [...fs.dirs];
-    await rejection(createCgroup({ id: "c5", layout, resources: { cpu: { quota: -5 } } }, fs));
+    await rejectedMagikError(createCgroup({ id: "c5", layout, resources: { cpu: { quota: -5 } } }, fs));
     expect(fs.writes).toEqual([]);
     expect([...fs.dirs]).toEqual(before);
   });
@@ -87,7 +77,7 @@ describe("createCgroup on v1 (fake fs)", () => {
     const fs = fakeFsFor(layout);
     for (const root of ["/cg/memory", "/cg/memory/x"]) await fs.mkdir(root);
     fs.files.set("/cg/memory/x/cgroup.procs", "77\n");
-    const e = await rejection(createCgroup({ id: "c6", cgroupsPath: "/x", layout }, fs));
+    const e = await rejectedMagikError(createCgroup({ id: "c6", cgroupsPath: "/x", layout }, fs));
     expect(e.code).toBe("InvalidState");
     expect(fs.dirs.has("/cg/memory/x")).toBe(true);
     expect(fs.dirs.has("/cg/pids/x")).toBe(false);
@@ -153,7 +143,9 @@ describe("createCgroup on v2 (fake fs)", () => {
     const layout = v2Layout();
     const fs = fakeFsFor(layout);
     fs.files.set("/cg/cgroup.controllers", "memory");
-    const e = await rejection(createCgroup({ id: "c2", layout, resources: { pids: { limit: 10 } } }, fs));
+    const e = await rejectedMagikError(
+      createCgroup({ id: "c2", layout, resources: { pids: { limit: 10 } } }, fs),
+    );
     expect(e.code).toBe("NotSupported");
     expect(e.details.controller).toBe("pids");
   });

@@ -1,4 +1,5 @@
-import { isMagikError, type MagikError, type Resources } from "@magikrun/spec";
+import type { Resources } from "@magikrun/spec";
+import { thrownMagikError } from "@magikrun/spec/test-support";
 import { describe, expect, it } from "vitest";
 import { hybridLayout, v1Layout, v2Layout } from "./fake-fs.ts";
 import { planResources } from "./plan.ts";
@@ -9,16 +10,6 @@ function lines(layout = v1Layout(), r: Resources): string[] {
   return planResources(layout, r).writes.map(
     (w) => `${w.hierarchy}:${w.choices[0]!.file}=${w.choices[0]!.value}`,
   );
-}
-
-function error(fn: () => unknown): MagikError {
-  try {
-    fn();
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a MagikError");
 }
 
 describe("cgroup v1 conversion", () => {
@@ -81,22 +72,29 @@ describe("cgroup v1 conversion", () => {
   });
 
   it("refuses bad values with the field and value in details", () => {
-    const e = error(() => planResources(v1Layout(), { memory: { limit: 64 << 20, swap: 32 << 20 } }));
+    const e = thrownMagikError(() =>
+      planResources(v1Layout(), { memory: { limit: 64 << 20, swap: 32 << 20 } }),
+    );
     expect(e.code).toBe("InvalidInput");
     expect(e.details).toEqual({ field: "linux.resources.memory.swap", value: 32 << 20 });
-    expect(error(() => planResources(v1Layout(), { memory: { swappiness: 101 } })).code).toBe("InvalidInput");
-    expect(error(() => planResources(v1Layout(), { memory: { limit: -2 } })).code).toBe("InvalidInput");
+    expect(thrownMagikError(() => planResources(v1Layout(), { memory: { swappiness: 101 } })).code).toBe(
+      "InvalidInput",
+    );
+    expect(thrownMagikError(() => planResources(v1Layout(), { memory: { limit: -2 } })).code).toBe(
+      "InvalidInput",
+    );
     expect(
-      error(() => planResources(v1Layout(), { hugepageLimits: [{ pageSize: "2M", limit: 1 }] })).code,
+      thrownMagikError(() => planResources(v1Layout(), { hugepageLimits: [{ pageSize: "2M", limit: 1 }] }))
+        .code,
     ).toBe("InvalidInput");
   });
 
   it("names a missing controller in a NotSupported error", () => {
-    const e = error(() => planResources(v1Layout(), { network: { classID: 7 } }));
+    const e = thrownMagikError(() => planResources(v1Layout(), { network: { classID: 7 } }));
     expect(e.code).toBe("NotSupported");
     expect(e.details.controller).toBe("net_cls");
     expect(e.details.fields).toEqual(["linux.resources.network.classID"]);
-    expect(error(() => planResources(v1Layout(), { unified: { "memory.high": "1" } })).code).toBe(
+    expect(thrownMagikError(() => planResources(v1Layout(), { unified: { "memory.high": "1" } })).code).toBe(
       "NotSupported",
     );
   });
@@ -113,7 +111,9 @@ describe("cgroup v2 conversion", () => {
       "unified:memory.max=max",
       "unified:memory.swap.max=max",
     ]);
-    expect(error(() => planResources(v2Layout(), { memory: { swap: 1 << 20 } })).code).toBe("InvalidInput");
+    expect(thrownMagikError(() => planResources(v2Layout(), { memory: { swap: 1 << 20 } })).code).toBe(
+      "InvalidInput",
+    );
   });
 
   it("converts shares to cpu.weight and quota/period to cpu.max", () => {
@@ -145,11 +145,13 @@ describe("cgroup v2 conversion", () => {
     const plan = planResources(v2Layout(), { pids: { limit: 5 }, unified: { "memory.high": "1000000" } });
     expect(plan.v2Controllers.sort()).toEqual(["memory", "pids"]);
     expect(plan.writes.map((w) => w.choices[0]?.file)).toEqual(["pids.max", "memory.high"]);
-    expect(error(() => planResources(v2Layout(), { unified: { "../x": "1" } })).code).toBe("InvalidInput");
+    expect(thrownMagikError(() => planResources(v2Layout(), { unified: { "../x": "1" } })).code).toBe(
+      "InvalidInput",
+    );
   });
 
   it("refuses realtime CPU, which v2 cannot do", () => {
-    expect(error(() => planResources(v2Layout(), { cpu: { realtimeRuntime: 1000 } })).code).toBe(
+    expect(thrownMagikError(() => planResources(v2Layout(), { cpu: { realtimeRuntime: 1000 } })).code).toBe(
       "NotSupported",
     );
   });
@@ -161,7 +163,7 @@ describe("cgroup v2 conversion", () => {
     expect(plan.v2DeviceRules).toEqual(devices);
     expect(planResources(v1Layout(), { devices }).v2DeviceRules).toBeUndefined();
     const nowhere = { ...v1Layout(), v1: {} };
-    expect(error(() => planResources(nowhere, { devices })).details.controller).toBe("devices");
+    expect(thrownMagikError(() => planResources(nowhere, { devices })).details.controller).toBe("devices");
   });
 
   it("warns about v1-only memory knobs", () => {
@@ -182,7 +184,7 @@ describe("hybrid hosts", () => {
       "unified:hugetlb.2MB.max",
     ]);
     expect(plan.v2Controllers).toEqual(["hugetlb"]);
-    const e = error(() => planResources(hybridLayout(), { unified: { "memory.high": "1" } }));
+    const e = thrownMagikError(() => planResources(hybridLayout(), { unified: { "memory.high": "1" } }));
     expect(e.message).toMatch(/bound to a cgroup v1 hierarchy/);
   });
 });

@@ -1,19 +1,9 @@
-import { isMagikError } from "@magikrun/spec";
+import { rejectedMagikError } from "@magikrun/spec/test-support";
 import { describe, expect, it } from "vitest";
 import { createCgroup } from "./create.ts";
 import { type FakeCgroupFs, fakeFsFor, hybridLayout, v1Layout, v2Layout } from "./fake-fs.ts";
 import type { CgroupLayout } from "./layout.ts";
 import { updateCgroup } from "./update.ts";
-
-async function rejection(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 
 const MB = 1024 * 1024;
 const MEM = "/cg/memory/magikrun/u1";
@@ -99,7 +89,7 @@ describe("updateCgroup (fake fs)", () => {
 
   it("refuses, before any write, a memory limit above the current memsw when no swap is given", async () => {
     const { fs, cg, layout } = await setup(v1Layout(), { limit: 32 * MB, memsw: 32 * MB });
-    const e = await rejection(
+    const e = await rejectedMagikError(
       updateCgroup(cg, { pids: { limit: 9 }, memory: { limit: 64 * MB } }, { layout }, fs),
     );
     expect(e.code).toBe("InvalidInput");
@@ -110,19 +100,19 @@ describe("updateCgroup (fake fs)", () => {
 
   it("refuses a memsw below the current memory limit when no limit is given", async () => {
     const { fs, cg, layout } = await setup(v1Layout(), { limit: 64 * MB, memsw: 128 * MB });
-    const e = await rejection(updateCgroup(cg, { memory: { swap: 32 * MB } }, { layout }, fs));
+    const e = await rejectedMagikError(updateCgroup(cg, { memory: { swap: 32 * MB } }, { layout }, fs));
     expect(e.code).toBe("InvalidInput");
     expect(fs.writes).toEqual([]);
   });
 
   it("validates the whole plan first: a bad value or a missing file means no write at all", async () => {
     const { fs, cg, layout } = await setup();
-    const bad = await rejection(
+    const bad = await rejectedMagikError(
       updateCgroup(cg, { pids: { limit: 9 }, memory: { swappiness: 101 } }, { layout }, fs),
     );
     expect(bad.code).toBe("InvalidInput");
     fs.missing.add("cpu.rt_runtime_us");
-    const missing = await rejection(
+    const missing = await rejectedMagikError(
       updateCgroup(cg, { pids: { limit: 9 }, cpu: { realtimeRuntime: 5 } }, { layout }, fs),
     );
     expect(missing.code).toBe("NotSupported");
@@ -135,7 +125,7 @@ describe("updateCgroup (fake fs)", () => {
     fs.files.set("/cg/pids/magikrun/u1/pids.max", "max\n");
     fs.failWrite = (path, value) => (path.endsWith("cpuset.cpus") && value === "999" ? "EINVAL" : undefined);
     // cpuset is planned first; put the refused write last to see the undo.
-    const e = await rejection(
+    const e = await rejectedMagikError(
       updateCgroup(cg, { cpu: { shares: 512 }, pids: { limit: 20 } }, { layout }, fs).then(() =>
         updateCgroup(cg, { cpu: { shares: 256, cpus: "999" } }, { layout }, fs),
       ),
@@ -145,7 +135,7 @@ describe("updateCgroup (fake fs)", () => {
     expect(fs.files.get("/cg/cpu,cpuacct/magikrun/u1/cpu.shares")).toBe("512");
 
     fs.failWrite = (path) => (path.endsWith("pids.max") ? "EINVAL" : undefined);
-    await rejection(updateCgroup(cg, { cpu: { shares: 128 }, pids: { limit: 3 } }, { layout }, fs));
+    await rejectedMagikError(updateCgroup(cg, { cpu: { shares: 128 }, pids: { limit: 3 } }, { layout }, fs));
     expect(fs.written("/cg/cpu,cpuacct/magikrun/u1/cpu.shares").slice(-2)).toEqual(["128", "512"]);
     expect(fs.files.get("/cg/pids/magikrun/u1/pids.max")).toBe("20");
   });
@@ -153,7 +143,7 @@ describe("updateCgroup (fake fs)", () => {
   it("EBUSY on a memory limit (usage above it) is a refused value too", async () => {
     const { fs, cg, layout } = await setup(v1Layout(), { limit: 64 * MB, memsw: 1024 * MB });
     fs.failWrite = (path) => (path.endsWith("memory.limit_in_bytes") ? "EBUSY" : undefined);
-    const e = await rejection(updateCgroup(cg, { memory: { limit: MB } }, { layout }, fs));
+    const e = await rejectedMagikError(updateCgroup(cg, { memory: { limit: MB } }, { layout }, fs));
     expect(e.code).toBe("InvalidInput");
     expect(e.details).toMatchObject({ errno: "EBUSY" });
   });
@@ -161,7 +151,7 @@ describe("updateCgroup (fake fs)", () => {
   it("other write failures are Internal", async () => {
     const { fs, cg, layout } = await setup();
     fs.failWrite = () => "EACCES";
-    const e = await rejection(updateCgroup(cg, { pids: { limit: 3 } }, { layout }, fs));
+    const e = await rejectedMagikError(updateCgroup(cg, { pids: { limit: 3 } }, { layout }, fs));
     expect(e.code).toBe("Internal");
   });
 
@@ -193,7 +183,7 @@ describe("updateCgroup (fake fs)", () => {
   it("a controller the container's cgroup lacks is NotSupported", async () => {
     const { fs, cg, layout } = await setup();
     const partial = { ...cg, paths: { pids: cg.paths.pids! } } as unknown as typeof cg;
-    const e = await rejection(updateCgroup(partial, { memory: { limit: MB } }, { layout }, fs));
+    const e = await rejectedMagikError(updateCgroup(partial, { memory: { limit: MB } }, { layout }, fs));
     expect(e.code).toBe("NotSupported");
   });
 });

@@ -1,4 +1,5 @@
-import { isMagikError, type MagikError, type Seccomp, type SeccompArg } from "@magikrun/spec";
+import type { Seccomp, SeccompArg } from "@magikrun/spec";
+import { thrownMagikError } from "@magikrun/spec/test-support";
 import { describe, expect, it } from "vitest";
 import { SECCOMP_RET } from "./actions.ts";
 import { AUDIT_ARCH, abi, X32_SYSCALL_BIT } from "./arch.ts";
@@ -13,16 +14,6 @@ const KILL = SECCOMP_RET.KILL_THREAD;
 const X64 = AUDIT_ARCH.X86_64;
 const MKDIR = syscallNumber("x86_64", "mkdir")!;
 const PERSONALITY = syscallNumber("x86_64", "personality")!;
-
-function error(fn: () => unknown): MagikError {
-  try {
-    fn();
-  } catch (err) {
-    if (isMagikError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected a MagikError");
-}
 
 describe("compileSeccomp program structure", () => {
   it("checks the architecture first and ends with the bad-architecture kill", () => {
@@ -58,15 +49,15 @@ describe("compileSeccomp program structure", () => {
   });
 
   it("refuses NOTIFY, unknown flags and architectures; keeps known flags", () => {
-    const notify = error(() => compileSeccomp({ defaultAction: "SCMP_ACT_NOTIFY" }, "x86_64"));
+    const notify = thrownMagikError(() => compileSeccomp({ defaultAction: "SCMP_ACT_NOTIFY" }, "x86_64"));
     expect(notify.code).toBe("NotSupported");
     expect(
-      error(() =>
+      thrownMagikError(() =>
         compileSeccomp({ defaultAction: "SCMP_ACT_ALLOW", flags: ["SECCOMP_FILTER_FLAG_NOPE"] }, "x86_64"),
       ).details.value,
     ).toBe("SECCOMP_FILTER_FLAG_NOPE");
     expect(
-      error(() =>
+      thrownMagikError(() =>
         compileSeccomp({ defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_Z80"] }, "x86_64"),
       ).code,
     ).toBe("InvalidInput");
@@ -257,7 +248,7 @@ describe("argument comparisons", () => {
 
   it("refuses values that are not unsigned 64-bit integers", () => {
     const bad = (value: number) =>
-      error(() =>
+      thrownMagikError(() =>
         compileSeccomp(
           {
             defaultAction: "SCMP_ACT_ALLOW",
@@ -322,7 +313,7 @@ describe("program size", () => {
 
   it("refuses programs over the kernel's 4096 instructions", () => {
     const args = Array.from({ length: 900 }, (_, i) => ({ index: 0, value: i, op: "SCMP_CMP_EQ" as const }));
-    const e = error(() =>
+    const e = thrownMagikError(() =>
       compileSeccomp(
         {
           defaultAction: "SCMP_ACT_ERRNO",
@@ -344,7 +335,7 @@ describe("program size", () => {
     const byName = compileSeccomp(profile, "SCMP_ARCH_X86_64", (m) => seen.push(m));
     expect(byName).toEqual(compileSeccomp(profile, "x86_64", () => {}));
     expect(seen).toEqual(["seccomp: syscalls unknown on x86_64 are ignored: frobnicate"]);
-    expect(error(() => compileSeccomp(profile, "riscv64" as "x86_64")).code).toBe("NotSupported");
+    expect(thrownMagikError(() => compileSeccomp(profile, "riscv64" as "x86_64")).code).toBe("NotSupported");
   });
 
   it("compiles for aarch64 with its own numbers and audit arch", () => {
