@@ -1,8 +1,14 @@
-import { type ExitStatus, MagikError, type WasiPreopen } from "@magikrun/spec";
+import { type ExitStatus, MagikError } from "@magikrun/spec";
 import { EXIT_CODE } from "./exit-codes.ts";
-import type { ImportedMemory } from "./instrument.ts";
 import type { FreshWorker } from "./pool.ts";
-import { Control, type InitMessage, Interrupt, type WorkerExit, type WorkerMessage } from "./protocol.ts";
+import {
+  Control,
+  type InitMessage,
+  type InstanceSetup,
+  Interrupt,
+  type WorkerExit,
+  type WorkerMessage,
+} from "./protocol.ts";
 
 /** Fuel handed to the module per host call: large enough to keep the call rare, small enough for a fast kill. */
 export const DEFAULT_FUEL_SLICE = 1_000_000;
@@ -12,17 +18,7 @@ export const DEFAULT_FUEL_SLICE = 1_000_000;
  */
 export const INTERRUPT_GRACE_MS = 2_000;
 
-export interface InstanceSpec {
-  module: WebAssembly.Module;
-  importedMemories: ImportedMemory[];
-  args: string[];
-  env: string[];
-  preopens: WasiPreopen[];
-  stdin: number | "ignore";
-  stdout: number;
-  stderr: number;
-  /** Total fuel, or null to run a module that was not metered (then only the Worker can be terminated). */
-  fuel: number | null;
+export interface InstanceSpec extends InstanceSetup {
   fuelSlice?: number;
   timeoutMs?: number;
   /** How long an interrupted guest may take to stop before its Worker is terminated; default INTERRUPT_GRACE_MS. */

@@ -25,8 +25,8 @@ export const Interrupt = {
   Timeout: 2,
 } as const;
 
-export interface InitMessage {
-  type: "init";
+/** What a Worker needs to instantiate one module and give it its WASI world. */
+export interface InstanceSetup {
   module: WebAssembly.Module;
   importedMemories: ImportedMemory[];
   args: string[];
@@ -35,8 +35,12 @@ export interface InitMessage {
   stdin: number | "ignore";
   stdout: number;
   stderr: number;
-  /** Total budget, or null for an unmetered module. */
+  /** Total fuel, or null to run a module that was not metered (then only the Worker can be terminated). */
   fuel: number | null;
+}
+
+export interface InitMessage extends InstanceSetup {
+  type: "init";
   fuelSlice: number;
   control: SharedArrayBuffer;
 }
