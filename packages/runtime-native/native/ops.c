@@ -65,6 +65,17 @@ static int read_sync(struct ctx *c) {
   return 0;
 }
 
+/* A program exec'd from here must not inherit the launcher's handlers or its blocked signals. */
+static void reset_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < 65; sig++) syscall(SYS_rt_sigaction, sig, &sa, NULL, 8);
+  sigset_t none;
+  sigemptyset(&none);
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+}
+
 /*
  * A createContainer/startContainer hook, run from the container's process so that it is in the container's
  * namespaces (and, before pivot_root, sees the host's tree in the container's mount namespace).
@@ -89,13 +100,7 @@ static int run_hook(struct ctx *c, struct rec *r) {
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (dup2((int)a[0], 0) < 0 || dup2(2, 1) < 0) _exit(126);
     syscall(SYS_close_range, 3, ~0u, 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < 65; sig++) syscall(SYS_rt_sigaction, sig, &sa, NULL, 8);
-    sigset_t none;
-    sigemptyset(&none);
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+    reset_signals();
     execve(r->strs[0], argv, envp);
     _exit(127);
   }
@@ -404,13 +409,7 @@ static int run_op(struct ctx *c, struct rec *r) {
     for (int i = 0; i < envc; i++) envp[i] = (char *)s[argc + i];
     envp[envc] = NULL;
     syscall(SYS_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < 65; sig++) syscall(SYS_rt_sigaction, sig, &sa, NULL, 8);
-    sigset_t none;
-    sigemptyset(&none);
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+    reset_signals();
     execve(c->exec_path[0] ? c->exec_path : argv[0], argv, envp);
     return -1;
   }
